@@ -1,0 +1,270 @@
+"""``nagindex build``: turn a corpus into an index, resumably.
+
+The corpus is read in a fixed order and cut into windows of ``window``
+documents. Each window's NAGs are written as a part file, atomically, inside
+the shard's ``.partial`` directory; rerunning the same command skips the
+windows whose parts exist, so a build killed at any moment (kill -9 included)
+resumes with no document lost or doubled. Finishing joins the parts into the
+shard's code store, writes its FAISS file and metadata, renames the shard into
+place and only then rewrites the manifest: a finished index is never seen half
+rewritten.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from nagindex.atomic import atomic_path, write_json
+from nagindex.backbone import load_backbone
+from nagindex.errors import IndexStateError, InputError, NagindexError
+from nagindex.extract import ExtractSettings, Extractor
+from nagindex.index import (CODES, MANIFEST, PARTIAL, SHARD_META, VECTORS, Index, manifest_for, read_json,
+                            shards_dir, write_manifest)
+from nagindex.sketch import DEFAULT_DIM, DEFAULT_FAISS, Sketch
+from nagindex.store import CodeStore, Rows, add_slot_counts, concat_stores, write_rows
+
+from nagindex.corpus import Record, Skipped, find_files, read_records
+from .vectors import build_vectors
+
+PLAN = "plan.json"
+SKIPPED = "skipped.jsonl"
+
+
+@dataclass
+class BuildOptions:
+    model: str | None = None
+    settings: ExtractSettings = field(default_factory=ExtractSettings)
+    text_field: str = "text"
+    id_field: str = "id"
+    skip_bad: bool = False
+    append: bool = False
+    shard: tuple[int, int] | None = None      # (i, N): build only the i-th of N parts
+    window: int = 1024
+    token_budget: int | None = None
+    device: str | None = None
+    dtype: str | None = None
+    store_impacts: bool = False
+    faiss: str = DEFAULT_FAISS
+    sketch_dim: int = DEFAULT_DIM
+    progress: bool = True
+
+
+@dataclass
+class BuildReport:
+    index: Path
+    shard: str
+    documents: int
+    tokens: int
+    resumed: int                 # documents found already done
+    skipped: list[Skipped]
+    seconds: float
+    status: str                  # "built", "up to date"
+
+
+def corpus_files(files: Sequence[Path]) -> list[dict]:
+    """The identity of the corpus: a changed file means a different corpus."""
+    out = []
+    for p in files:
+        st = p.stat()
+        out.append({"path": str(p), "size": st.st_size, "mtime": st.st_mtime})
+    return out
+
+
+def select_shard(files: list[Path], shard: tuple[int, int] | None) -> list[Path]:
+    """Part ``i`` of ``N`` takes every N-th file, so workers need no coordination."""
+    if shard is None:
+        return files
+    i, n = shard
+    if not 0 <= i < n:
+        raise NagindexError(f"--shard {i}/{n}: i must be in 0..{n - 1}")
+    if len(files) < n:
+        raise NagindexError(f"--shard {i}/{n}: the corpus has only {len(files)} files; split it into at least {n}")
+    return files[i::n]
+
+
+def build(corpus, index_path: str | os.PathLike, options: BuildOptions = BuildOptions()) -> BuildReport:
+    started = time.perf_counter()
+    index_path = Path(index_path)
+    files = select_shard(find_files(corpus), options.shard)
+    fingerprint = corpus_files(files)
+    manifest = read_json(index_path / MANIFEST, "manifest") if (index_path / MANIFEST).exists() else None
+    existing = _existing_shards(index_path, manifest)
+    indexed = {f["path"]: f for s in existing for f in s["files"]}
+
+    if manifest and options.shard is None and not options.append:
+        if [f for f in fingerprint if indexed.get(f["path"]) != f] == []:
+            return BuildReport(index_path, "", manifest["documents"], manifest["tokens"], manifest["documents"], [], 0.0, "up to date")
+        raise IndexStateError(
+            f"{index_path}: an index is already here, built from other files; "
+            "pass --append to add this corpus to it, or -o to write a new index")
+    if options.append:
+        again = [f["path"] for f in fingerprint if f["path"] in indexed]
+        if again:
+            raise InputError(f"--append: {again[0]} is already in {index_path}" + (f" (and {len(again) - 1} more)" if len(again) > 1 else ""))
+
+    backbone = load_backbone(options.model, options.device, options.dtype)
+    extractor = Extractor(backbone, options.settings, options.token_budget)
+    header = _header(backbone.identity.as_dict(), extractor, options)
+    if manifest:
+        _check_compatible(index_path, manifest, header)
+
+    name = _shard_name(index_path, existing, options.shard)
+    final = shards_dir(index_path) / name
+    plan = {**header, "files": fingerprint, "text_field": options.text_field, "id_field": options.id_field,
+            "window": options.window, "skip_bad": options.skip_bad}
+    if (final / SHARD_META).exists():
+        # Finished, but stopped before the manifest listed it.
+        meta = read_json(final / SHARD_META, "shard metadata")
+        if meta["files"] != fingerprint or any(meta.get(k) != v for k, v in header.items()):
+            raise IndexStateError(f"{final}: a finished shard of another corpus is here, not listed in the manifest; delete it")
+        if options.shard is None:
+            write_manifest(index_path, manifest_for(existing + [meta], header))
+        return BuildReport(index_path, name, meta["documents"], meta["tokens"], meta["documents"], [], 0.0, "built")
+    work = shards_dir(index_path) / f"{name}{PARTIAL}"
+    _prepare(work, plan)
+
+    seen = {i: f"{index_path} (already indexed)" for i in Index(index_path).ids} if manifest else {}
+    skipped: list[Skipped] = []
+    records = read_records(files, options.text_field, options.id_field, on_error="skip" if options.skip_bad else "raise",
+                           skipped=skipped, seen_ids=seen, root=_common_root(files))
+    done = 0
+    if not (work / SHARD_META).exists():
+        done = _extract_windows(records, work, extractor, options)
+    meta = _finish_shard(work, name, header, plan, skipped, options)
+    os.rename(work, final)
+    if options.shard is None:
+        write_manifest(index_path, manifest_for(existing + [meta], header))
+    return BuildReport(index_path, name, meta["documents"], meta["tokens"], done, skipped, time.perf_counter() - started, "built")
+
+
+def _header(identity: dict, extractor: Extractor, options: BuildOptions) -> dict:
+    """What every shard of an index must share for its codes to be comparable."""
+    types = extractor.settings.neuron_types
+    return {
+        "backbone": identity,
+        "settings": extractor.settings.as_dict(),
+        "layers": extractor.num_layers,
+        "neurons": dict(extractor.neurons),
+        "vectors": {"neuron_type": types[0], "faiss": options.faiss,
+                    "sketch": Sketch(extractor.num_layers, extractor.neurons[types[0]], options.sketch_dim).as_dict()},
+    }
+
+
+def _check_compatible(index_path: Path, manifest: dict, header: dict) -> None:
+    for key, value in header.items():
+        if manifest.get(key) != value:
+            raise IndexStateError(
+                f"{index_path}: built with {key} {manifest.get(key)}, this build asks for {value}; "
+                "an index holds one backbone and one set of settings; write a new index with -o")
+
+
+def _existing_shards(index_path: Path, manifest: dict | None) -> list[dict]:
+    if not manifest:
+        return []
+    return [read_json(shards_dir(index_path) / s["name"] / SHARD_META, "shard metadata") for s in manifest["shards"]]
+
+
+def _shard_name(index_path: Path, existing: list[dict], shard: tuple[int, int] | None) -> str:
+    if shard is not None:
+        return f"{shard[0]:05d}-of-{shard[1]:05d}"
+    partial = sorted(shards_dir(index_path).glob(f"*{PARTIAL}"))
+    if partial:
+        return partial[0].name[: -len(PARTIAL)]
+    return f"{len(existing):05d}"
+
+
+def _prepare(work: Path, plan: dict) -> None:
+    """Start a shard, or check that the unfinished one is the same build."""
+    if (work / PLAN).exists():
+        before = read_json(work / PLAN, "build plan")
+        if before != plan:
+            changed = sorted(k for k in plan if before.get(k) != plan[k])
+            raise IndexStateError(
+                f"{work}: an unfinished build with other {', '.join(changed)} is here; "
+                f"rerun that build to finish it, or delete {work} to start over")
+        return
+    work.mkdir(parents=True, exist_ok=True)
+    write_json(work / PLAN, plan)
+
+
+def _windows(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
+    block: list[Record] = []
+    for r in records:
+        block.append(r)
+        if len(block) == size:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
+def _part(work: Path, k: int) -> Path:
+    return work / f"part-{k:06d}.h5"
+
+
+def _extract_windows(records: Iterator[Record], work: Path, extractor: Extractor, options: BuildOptions) -> int:
+    """Write every missing part; return how many documents were already done."""
+    done = 0
+    with tqdm(unit="doc", desc="build", disable=not options.progress, dynamic_ncols=True) as bar:
+        tokens = 0
+        started = time.perf_counter()
+        for k, window in enumerate(_windows(records, options.window)):
+            part = _part(work, k)
+            if part.exists():
+                done += len(window)
+                bar.update(len(window))
+                continue
+            nags = extractor.extract([r.text for r in window])
+            rows = Rows(
+                ids=[r.id for r in window],
+                tokens=nags.tokens,
+                source_file=np.fromiter((r.file_index for r in window), np.uint32, len(window)),
+                source_offset=np.fromiter((r.offset for r in window), np.int64, len(window)),
+                codes=nags.codes,
+                impacts=nags.impacts if options.store_impacts else {},
+            )
+            with atomic_path(part) as tmp:
+                write_rows(tmp, rows)
+            bar.update(len(window))
+            tokens += int(np.minimum(nags.tokens, extractor.settings.max_length).sum())
+            rate = tokens / max(time.perf_counter() - started, 1e-9)
+            bar.set_postfix_str(f"{rate:,.0f} tok/s", refresh=False)
+    return done
+
+
+def _finish_shard(work: Path, name: str, header: dict, plan: dict, skipped: list[Skipped], options: BuildOptions) -> dict:
+    """Join the parts into the shard's store, FAISS file and metadata (idempotent)."""
+    if (work / SHARD_META).exists():
+        meta = read_json(work / SHARD_META, "shard metadata")
+    else:
+        parts = sorted(work.glob("part-*.h5"))
+        if not parts:
+            raise InputError("the corpus holds no usable document" + (f" ({len(skipped)} skipped)" if skipped else ""))
+        with atomic_path(work / CODES) as tmp:
+            documents = concat_stores(parts, tmp)
+            add_slot_counts(tmp, header["neurons"])
+        with CodeStore(work / CODES) as store:
+            tokens = int(store.tokens().sum())
+            vec = header["vectors"]
+            build_vectors(store, vec["neuron_type"], Sketch.from_dict(vec["sketch"]), vec["faiss"], work / VECTORS)
+        if skipped:
+            with atomic_path(work / SKIPPED) as tmp:
+                tmp.write_text("".join(json.dumps({"where": s.where, "reason": s.reason}) + "\n" for s in skipped))
+        meta = {"name": name, **header, "documents": documents, "tokens": tokens, "files": plan["files"],
+                "text_field": plan["text_field"], "id_field": plan["id_field"], "skipped": len(skipped)}
+        write_json(work / SHARD_META, meta)
+    for p in work.glob("part-*.h5"):
+        p.unlink()
+    (work / PLAN).unlink(missing_ok=True)
+    return meta
+
+
+def _common_root(files: list[Path]) -> Path:
+    return Path(os.path.commonpath([str(p.parent) for p in files])) if files else Path.cwd()

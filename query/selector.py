@@ -1,0 +1,172 @@
+"""The Python API of the query path; the ``nagindex query`` command is a thin layer over it.
+
+::
+
+    from query import Selector, Budget, ScoreSpec, read_targets
+
+    sel = Selector("my.index")
+    result = sel.select(read_targets("targets.jsonl"), Budget(documents=1_000_000))
+    result.table            # pyarrow: id, target, rank, similarity, distance, tokens
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pyarrow as pa
+
+from nagindex.backbone import load_backbone
+from nagindex.corpus import fetch_texts
+from nagindex.errors import IndexStateError, NagindexError
+from nagindex.extract import ExtractSettings, Extractor
+from nagindex.index import Index
+
+from .budget import Budget
+from .profile import Profiles, ScoreSpec, build_profiles
+from .scoring import score_stream
+from .select import Pick, pick
+from .targets import Targets, cache_key, cached_codes
+
+SEARCHES = ("auto", "exact", "approx")
+
+
+@dataclass
+class Selection:
+    """The selected documents, target by target, best first."""
+
+    table: pa.Table
+    summary: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class Selector:
+    """Scores and selects from one index; loads the backbone only when targets need it."""
+
+    def __init__(self, index: Index | str | os.PathLike, *, device: str | None = None, model: str | None = None):
+        self.index = index if isinstance(index, Index) else Index(index)
+        self.device = device
+        self.model = model
+
+    @cached_property
+    def extractor(self) -> Extractor:
+        """The index's own backbone and settings: targets must be seen as the pool was."""
+        recorded = self.index.backbone
+        backbone = load_backbone(self.model or recorded["name"], self.device)
+        if backbone.identity.sha256 != recorded["sha256"]:
+            raise IndexStateError(
+                f"{self.index.path} was built with backbone {recorded['name']} (sha256 {recorded['sha256'][:12]}…); "
+                f"{self.model or recorded['name']} has sha256 {backbone.identity.sha256[:12]}…; "
+                "query an index with the backbone that built it")
+        return Extractor(backbone, ExtractSettings.from_dict(self.index.settings))
+
+    # -- NAGs and profiles --------------------------------------------------
+
+    def target_codes(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """Codes of target texts per neuron type, cached across queries."""
+        key = cache_key(self.index.backbone, self.index.settings, texts)
+        return cached_codes(key, self.index.neuron_types, lambda: self.extractor.extract(texts).codes)
+
+    def profiles(self, targets: Targets, spec: ScoreSpec = ScoreSpec()) -> Profiles:
+        self._check_type(spec.neuron_type)
+        codes = self.target_codes(targets.texts)[spec.neuron_type]
+        groups = {name: codes[rows] for name, rows in targets.groups().items()}
+        df = self.index.slot_counts(spec.neuron_type) if spec.weighting == "idf" else None
+        return build_profiles(groups, self.index.neurons[spec.neuron_type], self.index.num_layers,
+                              self.index.top_k, spec, df, self.index.documents)
+
+    def _check_type(self, neuron_type: str) -> None:
+        if neuron_type not in self.index.neuron_types:
+            raise NagindexError(f"--neuron-type {neuron_type}: {self.index.path} holds only {', '.join(self.index.neuron_types)}")
+
+    # -- scoring ------------------------------------------------------------
+
+    def similarities(self, profiles: Profiles, neuron_type: str = "fwd_up") -> np.ndarray:
+        """Exact similarity of every pool document to every target: ``[n, M]`` float64."""
+        self._check_type(neuron_type)
+        sums = score_stream(self.index.iter_codes(neuron_type), self.index.documents,
+                            profiles.table, profiles.layers, profiles.top_k)
+        return sums.astype(np.float64) * profiles.scale[None, :]
+
+    def score_texts(self, texts: list[str], profiles: Profiles, neuron_type: str = "fwd_up") -> np.ndarray:
+        """Similarity of arbitrary texts (not in the pool) to each target: ``[len(texts), M]``."""
+        from .scoring import score_codes
+
+        codes = self.extractor.extract(texts).codes[neuron_type]
+        return score_codes(codes, profiles.table, profiles.layers, profiles.top_k).astype(np.float64) * profiles.scale[None, :]
+
+    # -- selection ----------------------------------------------------------
+
+    def select(self, targets: Targets, budget: Budget, spec: ScoreSpec = ScoreSpec(), *, search: str = "auto",
+               dedup: bool = False, weights: dict[str, float] | None = None, quality: np.ndarray | None = None,
+               with_text: bool = False) -> Selection:
+        if search not in SEARCHES:
+            raise NagindexError(f"--search {search}: choose from {', '.join(SEARCHES)}")
+        profiles = self.profiles(targets, spec)
+        names = profiles.names
+        share = [float((weights or {}).get(n, 1.0)) for n in names]
+        unknown = sorted(set(weights or {}) - set(names))
+        if unknown:
+            raise NagindexError(f"--weight: no target named {', '.join(unknown)}; targets are {', '.join(names)}")
+        budgets = budget.split(share, int(self.index.tokens.sum()))
+        sims = self.similarities(profiles, spec.neuron_type)
+        distance = 1.0 - sims
+        ranking = distance if quality is None else combine_quality(distance, quality)
+        picks = [pick(ranking[:, m], self.index.ids_of, self.index.tokens, b) for m, b in enumerate(budgets)]
+        return self._assemble(names, picks, sims, distance, budget, dedup, with_text)
+
+    def _assemble(self, names: list[str], picks: list[Pick], sims: np.ndarray, distance: np.ndarray,
+                  budget: Budget, dedup: bool, with_text: bool) -> Selection:
+        rows = np.concatenate([p.rows for p in picks])
+        target = np.concatenate([np.full(len(p.rows), m) for m, p in enumerate(picks)]).astype(np.int64)
+        rank = np.concatenate([np.arange(1, len(p.rows) + 1) for p in picks])
+        notes = []
+        if dedup:
+            _, first = np.unique(rows, return_index=True)
+            keep = np.sort(first)
+            if len(keep) < len(rows):
+                notes.append(f"--dedup removed {len(rows) - len(keep):,} repeated documents")
+            rows, target, rank = rows[keep], target[keep], rank[keep]
+        if any(p.exhausted for p in picks):
+            notes.append(f"the budget ({budget.describe()}) covers the whole pool of {self.index.documents:,} "
+                         "documents: everything is selected")
+        tokens = self.index.tokens[rows]
+        columns = {
+            "id": pa.array(self.index.ids_of(rows).tolist(), pa.string()),
+            "target": pa.array([names[t] for t in target], pa.string()),
+            "rank": pa.array(rank, pa.int64()),
+            "similarity": pa.array(sims[rows, target]),
+            "distance": pa.array(distance[rows, target]),
+            "tokens": pa.array(tokens, pa.int64()),
+        }
+        if with_text:
+            columns["text"] = pa.array(self.texts(rows), pa.string())
+        summary = []
+        for m, name in enumerate(names):
+            mine = target == m
+            d = distance[rows[mine], m]
+            summary.append({"target": name, "documents": int(mine.sum()), "tokens": int(tokens[mine].sum()),
+                            "best": float(d.min()) if len(d) else None, "worst": float(d.max()) if len(d) else None})
+        return Selection(pa.table(columns), summary, notes)
+
+    def texts(self, rows: np.ndarray) -> list[str]:
+        """The texts of global rows, fetched back from the corpus files."""
+        out: list[str] = [""] * len(rows)
+        for shard, mask in self.index.locate(rows):
+            local = np.asarray(rows)[mask] - shard.offset
+            files, offsets = shard.store.sources()
+            texts = fetch_texts(shard.files, files[local], offsets[local], shard.meta["text_field"])
+            for i, t in zip(np.flatnonzero(mask), texts):
+                out[i] = t
+        return out
+
+
+def combine_quality(distance: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """Min-max normalised distance plus min-max normalised badness (lower is better)."""
+    return _minmax(distance) + _minmax(quality)[:, None]
+
+
+def _minmax(x: np.ndarray) -> np.ndarray:
+    lo, hi = np.nanmin(x, axis=0), np.nanmax(x, axis=0)
+    return (x - lo) / np.where(hi > lo, hi - lo, 1.0)

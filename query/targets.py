@@ -1,0 +1,72 @@
+"""Target examples: read, grouped by task, and turned into NAGs once.
+
+A targets file holds one example per record with its text and, optionally, a
+``target`` field naming the task; several tasks in one file are the paper's
+multi-target setting. Examples without a task name belong to a task named
+after their file.
+
+Target NAGs are cached on disk, keyed by the index's backbone, its settings
+and the texts, so querying the same targets again never runs the backbone.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nagindex.backbone import cache_dir
+from nagindex.corpus import find_files, read_records
+from nagindex.errors import InputError
+
+TARGET_FIELD = "target"
+
+
+@dataclass
+class Targets:
+    """Target examples in file order, each with the name of its task."""
+
+    texts: list[str]
+    names: list[str]
+
+    def groups(self) -> dict[str, np.ndarray]:
+        """Task name -> indices of its examples, tasks in order of first appearance."""
+        out: dict[str, list[int]] = {}
+        for i, name in enumerate(self.names):
+            out.setdefault(name, []).append(i)
+        return {k: np.asarray(v) for k, v in out.items()}
+
+
+def read_targets(spec, text_field: str = "text", target_field: str = TARGET_FIELD) -> Targets:
+    files = find_files(spec)
+    texts, names = [], []
+    for r in read_records(files, text_field, id_field=None, extra_fields=(target_field,)):
+        texts.append(r.text)
+        names.append(str(r.fields.get(target_field) or files[r.file_index].name.split(".")[0]))
+    if not texts:
+        raise InputError(f"{spec}: no target examples (records need a {text_field!r} field)")
+    return Targets(texts, names)
+
+
+def cache_key(backbone: dict, settings: dict, texts: list[str]) -> str:
+    h = hashlib.sha256(json.dumps([backbone["sha256"], settings], sort_keys=True).encode())
+    for t in texts:
+        h.update(hashlib.sha256(t.encode()).digest())
+    return h.hexdigest()
+
+
+def cached_codes(key: str, neuron_types: list[str], compute) -> dict[str, np.ndarray]:
+    """Codes per type for a set of texts: from the cache, or ``compute()`` once."""
+    path = cache_dir() / "targets" / f"{key}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            if all(t in z for t in neuron_types):
+                return {t: z[t] for t in neuron_types}
+    codes = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez(tmp, **codes)
+    tmp.replace(path)
+    return codes

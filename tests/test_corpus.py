@@ -1,0 +1,436 @@
+import gzip
+import json
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+
+from nagindex import corpus
+from nagindex.corpus import Skipped, fetch_text, fetch_texts, find_files, read_records
+from nagindex.errors import InputError
+
+JSONL_KINDS = [".jsonl", ".jsonl.gz", ".jsonl.zst"]
+KINDS = [*JSONL_KINDS, ".parquet"]
+
+DOCS = [
+    {"id": "a", "text": "The first document.", "lang": "en"},
+    {"id": "b", "text": "Zweites Dokument: äöü ß, 日本語.", "lang": "de"},
+    {"id": "c", "text": "Third\nwith a newline and \"quotes\"."},
+]
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` compressed as ``path``'s suffix says."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.name.endswith(".gz"):
+        data = gzip.compress(data)
+    elif path.name.endswith(".zst"):
+        data = zstandard.ZstdCompressor().compress(data)
+    path.write_bytes(data)
+    return path
+
+
+def write_lines(path: Path, lines: list[bytes | str]) -> Path:
+    raw = [line.encode() if isinstance(line, str) else line for line in lines]
+    return write_bytes(path, b"".join(line + b"\n" for line in raw))
+
+
+def write_docs(path: Path, docs: list[dict], row_group_size: int | None = None) -> Path:
+    if path.name.endswith(".parquet"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(docs), path, row_group_size=row_group_size)
+        return path
+    return write_lines(path, [json.dumps(d, ensure_ascii=False) for d in docs])
+
+
+def decompressed(path: Path) -> bytes:
+    data = path.read_bytes()
+    if path.name.endswith(".gz"):
+        return gzip.decompress(data)
+    if path.name.endswith(".zst"):
+        return zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True).read()
+    return data
+
+
+def read_all(files, **kwargs):
+    return list(read_records([Path(f) for f in files], **kwargs))
+
+
+def error_of(files, **kwargs) -> str:
+    with pytest.raises(InputError) as info:
+        read_all(files, **kwargs)
+    return str(info.value)
+
+
+# --- find_files ---------------------------------------------------------------
+
+
+def test_find_files_searches_directories_recursively(tmp_path):
+    wanted = [
+        write_lines(tmp_path / "a.jsonl", []),
+        write_lines(tmp_path / "sub" / "b.jsonl.gz", []),
+        write_lines(tmp_path / "sub" / "deeper" / "c.jsonl.zst", []),
+        write_docs(tmp_path / "sub" / "d.parquet", DOCS),
+        write_bytes(tmp_path / "e.txt", b"text"),
+    ]
+    write_bytes(tmp_path / "notes.md", b"not a corpus file")
+    write_lines(tmp_path / ".hidden.jsonl", [])
+    write_lines(tmp_path / ".cache" / "x.jsonl", [])
+
+    assert find_files(tmp_path) == sorted(wanted)
+    assert find_files(str(tmp_path)) == sorted(wanted)
+    assert all(p.is_absolute() for p in find_files(tmp_path))
+
+
+def test_find_files_expands_globs_and_merges_several_specs(tmp_path):
+    a = write_lines(tmp_path / "a.jsonl", [])
+    b = write_lines(tmp_path / "sub" / "b.jsonl", [])
+    t = write_bytes(tmp_path / "sub" / "t.txt", b"x")
+    write_bytes(tmp_path / "sub" / "readme.md", b"x")
+
+    assert find_files(str(tmp_path / "*.jsonl")) == [a]
+    assert find_files(str(tmp_path / "**" / "*.jsonl")) == sorted([a, b])
+    assert find_files(str(tmp_path / "s*")) == sorted([b, t])
+    assert find_files([tmp_path, a, str(tmp_path / "sub" / "*")]) == sorted([a, b, t])
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("missing", "no such file or directory"),
+        ("notes.md", "unsupported file type"),
+        ("empty", "files found"),
+        ("*.parquet", "files found"),
+    ],
+)
+def test_find_files_reports_the_spec_that_found_nothing(tmp_path, spec, message):
+    write_bytes(tmp_path / "notes.md", b"x")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match=message) as info:
+        find_files(str(tmp_path / spec))
+    assert spec in str(info.value)
+
+
+# --- round trips ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_round_trip(tmp_path, kind):
+    path = write_docs(tmp_path / f"docs{kind}", DOCS)
+    records = read_all([path], extra_fields=("lang",))
+
+    assert [r.id for r in records] == ["a", "b", "c"]
+    assert [r.text for r in records] == [d["text"] for d in DOCS]
+    assert [r.file_index for r in records] == [0, 0, 0]
+    assert records[0].fields == {"lang": "en"}
+    if kind == ".parquet":
+        assert [r.offset for r in records] == [0, 1, 2]
+        assert records[2].fields == {"lang": None}
+        assert records[1].where.endswith("docs.parquet, row 1")
+    else:
+        assert records[2].fields == {}
+        assert records[1].where.endswith(f"docs{kind}, line 2")
+        stream = decompressed(path)
+        for r in records:
+            line = stream[r.offset:].split(b"\n", 1)[0]
+            assert json.loads(line)["text"] == r.text
+
+    for r in records:
+        assert fetch_text(path, r.offset) == r.text
+
+
+def test_txt_is_one_document_named_by_its_path(tmp_path):
+    root = tmp_path / "corpus"
+    path = write_bytes(root / "sub" / "note.txt", "A whole file.\nTwo lines: ü.\n".encode())
+    (record,) = read_all([path], root=root)
+    assert (record.id, record.offset, record.fields) == ("sub/note.txt", 0, {})
+    assert record.text == "A whole file.\nTwo lines: ü.\n"
+    assert fetch_text(path, 0) == record.text
+    assert read_all([path])[0].id == "note.txt"
+
+
+def test_fetch_texts_returns_texts_in_the_order_asked(tmp_path):
+    files = [
+        write_docs(tmp_path / "a.jsonl", [{"text": f"plain {i}"} for i in range(20)]),
+        write_docs(tmp_path / "b.jsonl.gz", [{"text": f"gzip {i}"} for i in range(20)]),
+        write_docs(tmp_path / "c.jsonl.zst", [{"text": f"zstd {i}"} for i in range(20)]),
+        write_docs(tmp_path / "d.parquet", [{"text": f"parquet {i}"} for i in range(20)], row_group_size=6),
+        write_bytes(tmp_path / "e.txt", b"the text file"),
+    ]
+    records = read_all(files)
+    picked = random.Random(0).choices(records, k=60)  # shuffled, with repeats
+
+    texts = fetch_texts(
+        files,
+        np.array([r.file_index for r in picked], dtype=np.uint32),
+        np.array([r.offset for r in picked], dtype=np.int64),
+    )
+    assert texts == [r.text for r in picked]
+    assert fetch_texts(files, np.array([], dtype=np.uint32), np.array([], dtype=np.int64)) == []
+
+
+@pytest.mark.parametrize("kind", [".jsonl", ".parquet"])
+def test_integer_ids_become_strings(tmp_path, kind):
+    path = write_docs(tmp_path / f"a{kind}", [{"id": 7, "text": "x"}, {"id": 12, "text": "y"}])
+    assert [r.id for r in read_all([path])] == ["7", "12"]
+
+
+def test_custom_field_names(tmp_path):
+    path = write_docs(tmp_path / "a.jsonl", [{"doc": "x1", "content": "hello"}])
+    (record,) = read_all([path], text_field="content", id_field="doc")
+    assert (record.id, record.text) == ("x1", "hello")
+    assert fetch_text(path, record.offset, text_field="content") == "hello"
+
+
+def test_default_ids_come_from_the_path_and_line_or_row(tmp_path):
+    root = tmp_path / "corpus"
+    jsonl = write_lines(root / "sub" / "a.jsonl", ['{"text": "one"}', "", '{"text": "three"}'])
+    parquet = write_docs(root / "b.parquet", [{"text": "zero"}, {"text": "one"}])
+
+    records = read_all([jsonl, parquet], root=root)
+    assert [r.id for r in records] == ["sub/a.jsonl:1", "sub/a.jsonl:3", "b.parquet:0", "b.parquet:1"]
+    assert [r.file_index for r in records] == [0, 0, 1, 1]
+    assert read_all([jsonl])[0].id == "a.jsonl:1"
+
+
+def test_blank_lines_are_ignored(tmp_path):
+    path = write_lines(tmp_path / "a.jsonl", ["", '{"id": 1, "text": "x"}', "   ", "\t\r", '{"id": 2, "text": "y"}', ""])
+    records = read_all([path])
+    assert [(r.id, r.where.rsplit(" ", 1)[1]) for r in records] == [("1", "2"), ("2", "5")]
+    assert [fetch_text(path, r.offset) for r in records] == ["x", "y"]
+
+
+def test_zstd_files_with_several_frames_are_read_whole(tmp_path):
+    path = tmp_path / "a.jsonl.zst"
+    frames = [zstandard.ZstdCompressor().compress(f'{{"text": "doc {i}"}}\n'.encode()) for i in range(3)]
+    path.write_bytes(b"".join(frames))
+    records = read_all([path])
+    assert [r.text for r in records] == ["doc 0", "doc 1", "doc 2"]
+    assert fetch_text(path, records[2].offset) == "doc 2"
+
+
+def test_parquet_is_read_in_batches(tmp_path, monkeypatch):
+    docs = [{"id": f"d{i}", "text": f"document {i}"} for i in range(10)]
+    path = write_docs(tmp_path / "a.parquet", docs, row_group_size=3)
+    assert pq.ParquetFile(path).num_row_groups == 4
+
+    batches = []
+    iter_batches = pq.ParquetFile.iter_batches
+
+    def counting(self, *args, **kwargs):
+        for batch in iter_batches(self, *args, **kwargs):
+            batches.append(batch.num_rows)
+            yield batch
+
+    def whole_file(*args, **kwargs):
+        raise AssertionError("the whole file was read at once")
+
+    monkeypatch.setattr(corpus, "_PARQUET_BATCH_ROWS", 2)
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", counting)
+    monkeypatch.setattr(pq.ParquetFile, "read", whole_file)
+    monkeypatch.setattr(pq, "read_table", whole_file)
+
+    records = read_all([path])
+    assert [r.id for r in records] == [d["id"] for d in docs]
+    assert [r.offset for r in records] == list(range(10))
+    assert max(batches) <= 2 and sum(batches) == 10
+
+
+def test_fetching_a_parquet_row_reads_only_its_row_group(tmp_path, monkeypatch):
+    path = write_docs(tmp_path / "a.parquet", [{"text": f"document {i}"} for i in range(10)], row_group_size=3)
+    groups = []
+    read_row_group = pq.ParquetFile.read_row_group
+
+    def spy(self, i, *args, **kwargs):
+        groups.append(i)
+        return read_row_group(self, i, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
+    assert fetch_text(path, 7) == "document 7"
+    assert groups == [2]
+    assert fetch_texts([path], np.zeros(3, np.uint32), np.array([8, 1, 7])) == [
+        "document 8", "document 1", "document 7"]
+    assert groups == [2, 0, 2]
+
+
+# --- bad input ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", JSONL_KINDS)
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        (b'{"text": "unterminated', "malformed JSON"),
+        (b'["text", "an array"]', "expected a JSON object, found an array"),
+        (b'"just a string"', "expected a JSON object, found a string"),
+        (b'{"id": "x", "body": "wrong field"}', "no 'text' field (fields: 'id', 'body')"),
+        (b'{"text": 42}', "'text' is a number, not a string"),
+        (b'{"text": null}', "'text' is null, not a string"),
+        (b'{"text": ""}', "'text' is empty"),
+        (b'{"text": " \\n\\t "}', "'text' is empty or only whitespace"),
+        (b'{"text": "caf\xe9"}', "invalid UTF-8 at byte 13"),
+        (b'{"text": "lone \\ud800 surrogate"}', "unpaired surrogate \\ud800"),
+        (b'{"id": 1.5, "text": "x"}', "'id' is a number; ids are strings or integers"),
+        (b'{"id": true, "text": "x"}', "'id' is a boolean"),
+        (b'{"id": "", "text": "x"}', "'id' is empty"),
+    ],
+)
+def test_bad_jsonl_records_are_reported_with_file_and_line(tmp_path, kind, line, reason):
+    path = write_lines(tmp_path / f"bad{kind}", [b'{"text": "good"}', b"", line, b'{"text": "after"}'])
+    message = error_of([path])
+    assert f"bad{kind}, line 3: " in message
+    assert reason in message
+
+
+@pytest.mark.parametrize(
+    "docs, where, reason",
+    [
+        ([{"text": "a"}, {"text": "b"}, {"text": None}, {"text": "d"}], "row 2", "'text' is null"),
+        ([{"text": "a"}, {"text": "b"}, {"text": "c"}, {"text": " "}], "row 3", "'text' is empty"),
+        ([{"id": 1, "text": "a"}, {"id": 2, "text": "b"}, {"id": 1, "text": "c"}], "row 2", "duplicate id '1'"),
+    ],
+)
+def test_bad_parquet_rows_are_reported_with_file_and_row(tmp_path, docs, where, reason):
+    path = write_docs(tmp_path / "bad.parquet", docs, row_group_size=2)
+    message = error_of([path])
+    assert f"bad.parquet, {where}: " in message
+    assert reason in message
+
+
+def test_parquet_without_the_text_column_names_its_columns(tmp_path):
+    path = write_docs(tmp_path / "bad.parquet", [{"id": "a", "body": "x"}])
+    message = error_of([path])
+    assert "bad.parquet" in message
+    assert "no 'text' column (columns: id, body)" in message
+
+
+def test_invalid_utf8_in_a_text_file_names_the_line(tmp_path):
+    path = write_bytes(tmp_path / "bad.txt", b"fine\nstill fine\nbroken \xff here\n")
+    assert "bad.txt, line 3: invalid UTF-8" in error_of([path])
+
+
+def test_empty_text_file_is_reported(tmp_path):
+    path = write_bytes(tmp_path / "empty.txt", b" \n")
+    assert "empty.txt: 'text' is empty" in error_of([path])
+
+
+def _truncated(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def _many_lines() -> bytes:
+    rng = random.Random(0)
+    return b"".join(
+        json.dumps({"text": " ".join(str(rng.random()) for _ in range(20))}).encode() + b"\n"
+        for _ in range(2000)
+    )
+
+
+@pytest.mark.parametrize(
+    "name, content, reason",
+    [
+        ("missing.jsonl", None, "No such file or directory"),
+        ("missing.parquet", None, "No such file or directory"),
+        ("missing.txt", None, "No such file or directory"),
+        ("garbage.jsonl.gz", b"this is not gzip", "Not a gzipped file"),
+        ("cut.jsonl.gz", _truncated(gzip.compress(_many_lines())), "cannot read the file"),
+        ("garbage.jsonl.zst", b"this is not zstd", "cannot read the file"),
+        ("cut.jsonl.zst", _truncated(zstandard.ZstdCompressor().compress(_many_lines())), "truncated"),
+        ("garbage.parquet", b"this is not parquet", "cannot read the file"),
+    ],
+)
+def test_unreadable_files_are_reported(tmp_path, name, content, reason):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    message = error_of([path])
+    assert name in message
+    assert reason in message
+    if name.startswith("cut."):
+        assert ", line " in message  # the records before the damage were read
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads any file")
+def test_a_forbidden_file_is_reported(tmp_path):
+    path = write_docs(tmp_path / "secret.jsonl", DOCS)
+    path.chmod(0)
+    assert "secret.jsonl: cannot read the file: Permission denied" in error_of([path])
+
+
+def test_duplicate_ids_across_files_name_both_places(tmp_path):
+    a = write_docs(tmp_path / "a.jsonl", [{"id": "x", "text": "one"}])
+    b = write_docs(tmp_path / "b.jsonl.gz", [{"id": "y", "text": "two"}, {"id": "x", "text": "three"}])
+    message = error_of([a, b])
+    assert "b.jsonl.gz, line 2: duplicate id 'x'" in message
+    assert "first seen at" in message and "a.jsonl, line 1" in message
+
+
+def test_seen_ids_keep_ids_unique_across_calls(tmp_path):
+    a = write_docs(tmp_path / "a.jsonl", [{"id": "x", "text": "one"}])
+    b = write_docs(tmp_path / "b.parquet", [{"id": "x", "text": "two"}])
+    seen: dict[str, str] = {}
+    read_all([a], seen_ids=seen)
+    assert seen["x"].endswith("a.jsonl, line 1")
+    message = error_of([b], seen_ids=seen)
+    assert "b.parquet, row 0: duplicate id 'x'" in message and "a.jsonl, line 1" in message
+
+
+def test_skip_mode_records_what_was_skipped_and_goes_on(tmp_path):
+    a = write_lines(tmp_path / "a.jsonl", [
+        '{"id": "1", "text": "kept"}',
+        "not json",
+        '{"id": "1", "text": "duplicate"}',
+        '{"id": "3"}',
+        '{"id": "4", "text": "also kept"}',
+    ])
+    broken = tmp_path / "b.jsonl.gz"
+    broken.write_bytes(b"not gzip at all")
+    c = write_docs(tmp_path / "c.parquet", [{"text": "last"}])
+
+    skipped: list[Skipped] = []
+    records = read_all([a, broken, c], on_error="skip", skipped=skipped)
+
+    assert [r.text for r in records] == ["kept", "also kept", "last"]
+    assert [r.file_index for r in records] == [0, 0, 2]
+    assert [s.where.rsplit("/", 1)[-1] for s in skipped] == [
+        "a.jsonl, line 2", "a.jsonl, line 3", "a.jsonl, line 4", "b.jsonl.gz"]
+    assert "malformed JSON" in skipped[0].reason
+    assert "duplicate id '1'" in skipped[1].reason
+    assert "no 'text' field" in skipped[2].reason
+    assert "cannot read the file" in skipped[3].reason
+
+
+def test_skip_mode_keeps_the_records_before_a_truncation(tmp_path):
+    path = tmp_path / "cut.jsonl.zst"
+    path.write_bytes(_truncated(zstandard.ZstdCompressor().compress(_many_lines())))
+    skipped: list[Skipped] = []
+    records = read_all([path], on_error="skip", skipped=skipped)
+    assert records
+    (entry,) = skipped
+    assert entry.where.endswith(f"cut.jsonl.zst, line {len(records) + 1}")
+
+
+def test_on_error_must_be_raise_or_skip(tmp_path):
+    with pytest.raises(ValueError):
+        read_all([write_docs(tmp_path / "a.jsonl", DOCS)], on_error="ignore")
+
+
+# --- fetching from a file that changed -----------------------------------------
+
+
+def test_fetch_reports_a_position_with_no_record(tmp_path):
+    jsonl = write_docs(tmp_path / "a.jsonl.gz", DOCS)
+    parquet = write_docs(tmp_path / "b.parquet", DOCS)
+    with pytest.raises(InputError, match=r"a\.jsonl\.gz, byte 5: .*changed since it was indexed"):
+        fetch_text(jsonl, 5)
+    with pytest.raises(InputError, match=r"a\.jsonl\.gz, byte 100000: "):
+        fetch_text(jsonl, 100000)
+    with pytest.raises(InputError, match=r"b\.parquet, row 3: no such row"):
+        fetch_text(parquet, 3)
+    with pytest.raises(InputError, match=r"missing\.jsonl: cannot read the file"):
+        fetch_text(tmp_path / "missing.jsonl", 0)
