@@ -125,6 +125,9 @@ def load_backbone(spec: str | None = None, device: str | None = None, dtype: str
 
 def _load_dir(directory: Path, dtype: torch.dtype):
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     tokenizer = AutoTokenizer.from_pretrained(directory)
     model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype)

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from nagindex.backbone import load_backbone
-from nagindex.corpus import fetch_texts
+from nagindex.corpus import fetch_texts, fetch_values
 from nagindex.errors import IndexStateError, NagindexError
 from nagindex.extract import ExtractSettings, Extractor
 from nagindex.index import Index
@@ -152,14 +152,32 @@ class Selector:
 
     def texts(self, rows: np.ndarray) -> list[str]:
         """The texts of global rows, fetched back from the corpus files."""
-        out: list[str] = [""] * len(rows)
+        return self._fetch(rows, lambda shard: shard.meta["text_field"], None)
+
+    def quality(self, field_name: str, higher_is_better: bool = True) -> np.ndarray:
+        """A numeric field of every pool record, read from the corpus, as badness (lower is better)."""
+        rows = np.arange(self.index.documents)
+        values = np.asarray(self._fetch(rows, lambda shard: field_name, _is_number), dtype=np.float64)
+        return -values if higher_is_better else values
+
+    def _fetch(self, rows: np.ndarray, field_of, check) -> list:
+        rows = np.asarray(rows, dtype=np.int64)
+        out: list = [None] * len(rows)
         for shard, mask in self.index.locate(rows):
-            local = np.asarray(rows)[mask] - shard.offset
+            local = rows[mask] - shard.offset
             files, offsets = shard.store.sources()
-            texts = fetch_texts(shard.files, files[local], offsets[local], shard.meta["text_field"])
-            for i, t in zip(np.flatnonzero(mask), texts):
-                out[i] = t
+            if check is None:
+                values = fetch_texts(shard.files, files[local], offsets[local], field_of(shard))
+            else:
+                values = fetch_values(shard.files, files[local], offsets[local], field_of(shard), check)
+            for i, v in zip(np.flatnonzero(mask), values):
+                out[i] = v
         return out
+
+
+def _is_number(value) -> str | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return None if ok else "number"
 
 
 def combine_quality(distance: np.ndarray, quality: np.ndarray) -> np.ndarray:

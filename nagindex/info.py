@@ -1,0 +1,59 @@
+"""What an index holds, and what each document costs on disk."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+
+from .index import VECTORS, Index
+
+
+def _stored_bytes(path: Path) -> dict[str, int]:
+    """Bytes on disk of each kind of dataset in a code store."""
+    sizes = {"codes": 0, "impacts": 0, "df": 0, "metadata": 0}
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                kind = name.split("/")[0]
+                sizes[kind if kind in sizes else "metadata"] += obj.id.get_storage_size()
+        f.visititems(visit)
+    return sizes
+
+
+def describe(idx: Index) -> dict:
+    sizes = {"codes": 0, "impacts": 0, "df": 0, "metadata": 0, "vectors": 0}
+    total = 0
+    for shard in idx.shards:
+        for kind, size in _stored_bytes(shard.path / "codes.h5").items():
+            sizes[kind] += size
+        sizes["vectors"] += (shard.path / VECTORS).stat().st_size
+        total += sum(p.stat().st_size for p in shard.path.rglob("*") if p.is_file())
+    n = max(idx.documents, 1)
+    tokens = int(idx.manifest["tokens"])
+    b = idx.backbone
+    s = idx.settings
+    per_doc = {k: v / n for k, v in sizes.items()}
+    lines = [
+        ("index", str(idx.path)),
+        ("backbone", f"{b['name']} ({b['architecture']}, sha256 {b['sha256'][:16]}…)"),
+        ("neuron types", ", ".join(f"{t} (N={idx.neurons[t]})" for t in idx.neuron_types)),
+        ("layers x K", f"{idx.num_layers} x {s['top_k']}"),
+        ("max length", f"{s['max_length']} tokens"),
+        ("vectors", f"FAISS {idx.manifest['vectors']['faiss']} over {idx.manifest['vectors']['sketch']['dim']}-d sketches"),
+        ("shards", str(len(idx.shards))),
+        ("documents", f"{idx.documents:,}"),
+        ("tokens", f"{tokens:,} ({tokens / n:,.1f} per document)"),
+        ("size on disk", _human(total)),
+        ("bytes/document", f"{total / n:,.0f} (codes {per_doc['codes']:,.0f}, vectors {per_doc['vectors']:,.0f}, "
+                           f"metadata {per_doc['metadata']:,.0f}" + (f", impacts {per_doc['impacts']:,.0f}" if sizes["impacts"] else "")
+                           + f"; pool statistics {_human(sizes['df'])} in all)"),
+    ]
+    return {"manifest": idx.manifest, "bytes": {**sizes, "total": total}, "bytes_per_document": per_doc, "lines": lines}
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:,.1f} {unit}" if unit != "B" else f"{n:,.0f} B"
+        n /= 1024
+    return ""

@@ -1,0 +1,76 @@
+"""Fixtures: a tiny randomly initialised Llama, built here, and small corpora.
+
+The tiny model exercises every code path of extraction and indexing in
+milliseconds; the real default backbone is used only where a test needs real
+behaviour (parity with the reference, one end-to-end run).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+PARITY = Path(__file__).resolve().parents[2] / "shared" / "parity" / "official-smollm2"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cache(tmp_path_factory):
+    """Keep backbone caches and target caches out of the user's home."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("NAGINDEX_CACHE", str(tmp_path_factory.mktemp("cache")))
+    mp.delenv("NAGINDEX_INDEX", raising=False)
+    yield
+    mp.undo()
+
+
+def _tokenizer(words: list[str]):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "<unk>": 1}
+    for w in words:
+        vocab.setdefault(w, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A 4-layer Llama with grouped key-value heads, saved like any HF model."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tools.demo_data import make_demo
+
+    demo = tmp_path_factory.mktemp("vocab")
+    make_demo(demo, docs=200, seed=1)
+    words = sorted({w for p in (demo / "corpus").rglob("*.jsonl") for line in p.read_text().splitlines()
+                    for w in json.loads(line)["text"].replace(".", " . ").split()})
+    tokenizer = _tokenizer(words)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=96, num_hidden_layers=4,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         pad_token_id=0)
+    model = LlamaForCausalLM(config)
+    path = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def demo(tmp_path) -> Path:
+    """A small mixed-domain corpus with targets for two tasks."""
+    from tools.demo_data import make_demo
+
+    make_demo(tmp_path / "demo", docs=60, seed=0)
+    return tmp_path / "demo"
+
+
+@pytest.fixture(scope="session")
+def parity_dir() -> Path:
+    if not PARITY.is_dir():
+        pytest.skip(f"the parity fixture is not at {PARITY} (it lives beside the repository, in shared/parity)")
+    return PARITY

@@ -1,0 +1,176 @@
+"""``nagindex build``: the index on disk, resumable, safe, with clear errors."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nagindex.cli import main
+from nagindex.index import Index
+
+
+def run(*args, ok=True):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+def build(tiny_model, corpus, index, *extra, ok=True):
+    return run("build", corpus, "-o", index, "--model", tiny_model, "--quiet", *extra, ok=ok)
+
+
+def snapshot(index: Path) -> dict:
+    idx = Index(index)
+    out = {"ids": idx.ids.tolist(), "tokens": idx.tokens.tolist(),
+           "codes": np.concatenate([c for _, c in idx.iter_codes("fwd_up")])}
+    idx.close()
+    return out
+
+
+def test_build_writes_a_complete_index(tiny_model, demo, tmp_path):
+    index = tmp_path / "demo.index"
+    build(tiny_model, demo / "corpus", index)
+    idx = Index(index)
+    m = idx.manifest
+    assert m["documents"] == 60 and m["layers"] == 4 and m["neurons"] == {"fwd_up": 96}
+    assert m["settings"] == {"neuron_types": ["fwd_up"], "top_k": 20, "max_length": 120}
+    assert len(m["backbone"]["sha256"]) == 64
+    shard = idx.shards[0]
+    assert {Path(f["path"]).name for f in shard.meta["files"]} >= {"web-00.jsonl", "web-01.jsonl.gz", "web-02.parquet"}
+    assert all({"size", "mtime"} <= set(f) for f in shard.meta["files"])
+    codes = shard.store.codes("fwd_up")
+    assert codes.dtype == np.uint16 and codes.shape == (60, 4, 20)
+    assert len(set(idx.ids)) == 60
+    assert idx.tokens.min() > 0 and int(idx.tokens.sum()) == m["tokens"]
+    assert faiss.read_index(str(shard.path / "vectors.faiss")).ntotal == 60
+    assert idx.slot_counts("fwd_up").sum() == 60 * 4 * 20
+
+
+def test_text_comes_back_from_its_source(tiny_model, demo, tmp_path):
+    from query import Selector
+
+    index = tmp_path / "i"
+    build(tiny_model, demo / "corpus", index)
+    sel = Selector(index)
+    texts = sel.texts(np.arange(60))
+    originals = {}
+    for p in (demo / "corpus").glob("*.jsonl"):
+        for line in p.read_text().splitlines():
+            rec = json.loads(line)
+            originals[rec["id"]] = rec["text"]
+    checked = [(i, t) for i, t in zip(sel.index.ids, texts) if i in originals]
+    assert checked and all(originals[i] == t for i, t in checked)
+
+
+def test_default_index_location(tiny_model, demo, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run("build", demo / "corpus", "--model", tiny_model, "--quiet")
+    assert (tmp_path / "nagindex.index" / "manifest.json").exists()
+    monkeypatch.setenv("NAGINDEX_INDEX", str(tmp_path / "elsewhere.index"))
+    run("build", demo / "corpus", "--model", tiny_model, "--quiet")
+    assert (tmp_path / "elsewhere.index" / "manifest.json").exists()
+    assert "documents" in run("info").output
+
+
+def test_rebuilding_the_same_corpus_is_a_no_op_and_another_is_refused(tiny_model, demo, tmp_path):
+    index = tmp_path / "i"
+    build(tiny_model, demo / "corpus", index)
+    before = (index / "manifest.json").read_text()
+    assert "nothing to do" in build(tiny_model, demo / "corpus", index).output
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"id": "x", "text": "cell energy"}\n')
+    result = build(tiny_model, other, index, ok=False)
+    assert result.exit_code != 0 and "--append" in result.output
+    assert (index / "manifest.json").read_text() == before
+
+
+def test_append_adds_a_shard_and_refuses_other_settings(tiny_model, demo, tmp_path):
+    index = tmp_path / "i"
+    build(tiny_model, demo / "corpus" / "web-00.jsonl", index)
+    first = snapshot(index)
+    build(tiny_model, demo / "corpus" / "web-02.parquet", index, "--append")
+    idx = Index(index)
+    assert len(idx.shards) == 2 and idx.documents == len(first["ids"]) + idx.shards[1].documents
+    assert idx.ids.tolist()[: len(first["ids"])] == first["ids"]
+    result = build(tiny_model, demo / "corpus" / "web-01.jsonl.gz", index, "--append", "--top-k", "10", ok=False)
+    assert result.exit_code != 0 and "settings" in result.output
+    result = build(tiny_model, demo / "corpus" / "web-00.jsonl", index, "--append", ok=False)
+    assert "already in" in result.output
+
+
+def test_interrupted_build_resumes_to_the_same_index(tiny_model, tmp_path):
+    from tools.demo_data import make_demo
+
+    make_demo(tmp_path / "big", docs=1500, seed=3)
+    corpus = tmp_path / "big" / "corpus"
+    whole = tmp_path / "whole"
+    build(tiny_model, corpus, whole, "--window", "4")
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "nagindex.cli", "build", str(corpus), "-o", str(killed),
+           "--model", str(tiny_model), "--window", "4", "--quiet"]
+    proc = subprocess.Popen(cmd)
+    deadline = time.time() + 120
+    while not list(killed.glob("shards/*.partial/part-000005.h5")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the build finished before it could be killed"
+    assert not (killed / "manifest.json").exists()
+    with pytest.raises(Exception, match="unfinished"):
+        Index(killed)
+    result = build(tiny_model, corpus, killed, "--window", "4")
+    assert "resumed" in result.output
+    a, b = snapshot(whole), snapshot(killed)
+    assert a["ids"] == b["ids"] and a["tokens"] == b["tokens"]
+    np.testing.assert_array_equal(a["codes"], b["codes"])
+
+
+@pytest.mark.parametrize("line, reason", [
+    ("{not json", "JSON"),
+    ('{"id": "z", "body": "no text"}', "text"),
+    ('{"id": "z", "text": "   "}', "empty"),
+    ('{"id": "a0", "text": "again"}', "duplicate"),
+])
+def test_bad_records_stop_the_build_with_file_and_line(tiny_model, tmp_path, line, reason):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"id": "a0", "text": "cell energy"}\n{"id": "a1", "text": "flour water"}\n' + line + "\n")
+    result = build(tiny_model, corpus, tmp_path / "i", ok=False)
+    assert result.exit_code != 0
+    assert "c.jsonl" in result.output and "line 3" in result.output and reason.lower() in result.output.lower()
+    assert not (tmp_path / "i" / "manifest.json").exists()
+
+
+def test_skip_bad_reports_what_was_skipped(tiny_model, tmp_path):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_bytes(b'{"id": "a0", "text": "cell energy"}\n{broken\n{"id": "a2", "text": "\xff\xfe"}\n'
+                       b'{"id": "a3", "text": "flour water"}\n')
+    result = build(tiny_model, corpus, tmp_path / "i", "--skip-bad")
+    assert "skipped 2 bad records" in result.output
+    assert Index(tmp_path / "i").ids.tolist() == ["a0", "a3"]
+    report = (tmp_path / "i" / "shards" / "00000" / "skipped.jsonl").read_text().splitlines()
+    assert [json.loads(r)["where"].endswith(w) for r, w in zip(report, ("line 2", "line 3"))] == [True, True]
+
+
+def test_info_reports_sizes(tiny_model, demo, tmp_path):
+    index = tmp_path / "i"
+    build(tiny_model, demo / "corpus", index)
+    out = run("info", index).output
+    for word in ("backbone", "documents", "tokens", "size on disk", "bytes/document"):
+        assert word in out
+    facts = json.loads(run("info", index, "--json").output)
+    assert facts["bytes_per_document"]["codes"] >= 4 * 20 * 2
+
+
+def test_missing_index_is_a_clear_error(tmp_path):
+    result = run("info", tmp_path / "nowhere", ok=False)
+    assert result.exit_code != 0 and "no index here" in result.output
