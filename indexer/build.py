@@ -11,6 +11,7 @@ rewritten.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -23,10 +24,11 @@ from tqdm.auto import tqdm
 
 from nagindex.atomic import atomic_path, write_json
 from nagindex.backbone import load_backbone
+from nagindex.cluster import check_engine
 from nagindex.errors import IndexStateError, InputError, NagindexError
 from nagindex.extract import ExtractSettings, Extractor
-from nagindex.index import (CODES, MANIFEST, PARTIAL, SHARD_META, VECTORS, Index, manifest_for, read_json,
-                            shards_dir, write_manifest)
+from nagindex.index import (CODES, MANIFEST, PARTIAL, SHARD_META, VECTORS, Index, manifest_for, part_name,
+                            read_json, shards_dir, write_manifest)
 from nagindex.sketch import DEFAULT_DIM, DEFAULT_FAISS, Sketch
 from nagindex.store import CodeStore, Rows, add_slot_counts, concat_stores, write_rows
 
@@ -54,6 +56,8 @@ class BuildOptions:
     faiss: str = DEFAULT_FAISS
     sketch_dim: int = DEFAULT_DIM
     progress: bool = True
+    engine: str = "local"                     # "local" or "ray" (see indexer.ray_build)
+    ray_address: str | None = None
 
 
 @dataclass
@@ -91,8 +95,10 @@ def select_shard(files: list[Path], shard: tuple[int, int] | None) -> list[Path]
 
 def build(corpus, index_path: str | os.PathLike, options: BuildOptions = BuildOptions()) -> BuildReport:
     started = time.perf_counter()
+    check_engine(options.engine, options.ray_address)
     index_path = Path(index_path)
-    files = select_shard(find_files(corpus), options.shard)
+    everything = find_files(corpus)
+    files = select_shard(everything, options.shard)
     fingerprint = corpus_files(files)
     manifest = read_json(index_path / MANIFEST, "manifest") if (index_path / MANIFEST).exists() else None
     existing = _existing_shards(index_path, manifest)
@@ -109,7 +115,8 @@ def build(corpus, index_path: str | os.PathLike, options: BuildOptions = BuildOp
         if again:
             raise InputError(f"--append: {again[0]} is already in {index_path}" + (f" (and {len(again) - 1} more)" if len(again) > 1 else ""))
 
-    backbone = load_backbone(options.model, options.device, options.dtype)
+    # With Ray the replicas run the backbone; here it only tells what the index will hold.
+    backbone = load_backbone(options.model, "cpu" if options.engine == "ray" else options.device, options.dtype)
     extractor = Extractor(backbone, options.settings, options.token_budget)
     header = _header(backbone.identity.as_dict(), extractor, options)
     if manifest:
@@ -132,11 +139,18 @@ def build(corpus, index_path: str | os.PathLike, options: BuildOptions = BuildOp
 
     seen = {i: f"{index_path} (already indexed)" for i in Index(index_path).ids} if manifest else {}
     skipped: list[Skipped] = []
-    records = read_records(files, options.text_field, options.id_field, on_error="skip" if options.skip_bad else "raise",
-                           skipped=skipped, seen_ids=seen, root=_common_root(files))
+    # Ids name files relative to the whole corpus: a part built with --shard
+    # gives each document the id that an unsharded build gives it.
+    read = functools.partial(read_records, files, options.text_field, options.id_field,
+                             on_error="skip" if options.skip_bad else "raise", seen_ids=seen,
+                             root=_common_root(everything))
     done = 0
     if not (work / SHARD_META).exists():
-        done = _extract_windows(records, work, extractor, options)
+        if options.engine == "ray":
+            from .ray_build import extract_windows
+            done = extract_windows(read, work, options, skipped)
+        else:
+            done = _extract_windows(read(skipped=skipped), work, extractor, options)
     meta = _finish_shard(work, name, header, plan, skipped, options)
     os.rename(work, final)
     if options.shard is None:
@@ -173,7 +187,7 @@ def _existing_shards(index_path: Path, manifest: dict | None) -> list[dict]:
 
 def _shard_name(index_path: Path, existing: list[dict], shard: tuple[int, int] | None) -> str:
     if shard is not None:
-        return f"{shard[0]:05d}-of-{shard[1]:05d}"
+        return part_name(*shard)
     partial = sorted(shards_dir(index_path).glob(f"*{PARTIAL}"))
     if partial:
         return partial[0].name[: -len(PARTIAL)]
@@ -209,34 +223,60 @@ def _part(work: Path, k: int) -> Path:
     return work / f"part-{k:06d}.h5"
 
 
+def pending_windows(records: Iterator[Record], work: Path, size: int) -> Iterator[tuple[int, list[Record]]]:
+    """The numbered windows whose parts an earlier run has not written yet."""
+    for k, window in enumerate(_windows(records, size)):
+        if not _part(work, k).exists():
+            yield k, window
+
+
+class PartWriter:
+    """Writes each extracted window as its part file, atomically, and shows progress.
+
+    Whoever extracts (this process, or Ray replicas) hands windows here, so a
+    build resumes the same way whichever engine ran it before.
+    """
+
+    def __init__(self, work: Path, options: BuildOptions, max_length: int):
+        self.work = work
+        self.max_length = max_length
+        self.done = 0
+        for part in work.glob("part-*.h5"):
+            with CodeStore(part) as store:
+                self.done += store.rows
+        self._bar = tqdm(unit="doc", desc="build", initial=self.done, disable=not options.progress, dynamic_ncols=True)
+        self._tokens = 0
+        self._started = time.perf_counter()
+
+    def write(self, k: int, rows: Rows) -> None:
+        with atomic_path(_part(self.work, k)) as tmp:
+            write_rows(tmp, rows)
+        self._bar.update(len(rows))
+        self._tokens += int(np.minimum(rows.tokens, self.max_length).sum())
+        rate = self._tokens / max(time.perf_counter() - self._started, 1e-9)
+        self._bar.set_postfix_str(f"{rate:,.0f} tok/s", refresh=False)
+
+    def __enter__(self) -> "PartWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._bar.close()
+
+
 def _extract_windows(records: Iterator[Record], work: Path, extractor: Extractor, options: BuildOptions) -> int:
     """Write every missing part; return how many documents were already done."""
-    done = 0
-    with tqdm(unit="doc", desc="build", disable=not options.progress, dynamic_ncols=True) as bar:
-        tokens = 0
-        started = time.perf_counter()
-        for k, window in enumerate(_windows(records, options.window)):
-            part = _part(work, k)
-            if part.exists():
-                done += len(window)
-                bar.update(len(window))
-                continue
+    with PartWriter(work, options, extractor.settings.max_length) as parts:
+        for k, window in pending_windows(records, work, options.window):
             nags = extractor.extract([r.text for r in window])
-            rows = Rows(
+            parts.write(k, Rows(
                 ids=[r.id for r in window],
                 tokens=nags.tokens,
                 source_file=np.fromiter((r.file_index for r in window), np.uint32, len(window)),
                 source_offset=np.fromiter((r.offset for r in window), np.int64, len(window)),
                 codes=nags.codes,
                 impacts=nags.impacts if options.store_impacts else {},
-            )
-            with atomic_path(part) as tmp:
-                write_rows(tmp, rows)
-            bar.update(len(window))
-            tokens += int(np.minimum(nags.tokens, extractor.settings.max_length).sum())
-            rate = tokens / max(time.perf_counter() - started, 1e-9)
-            bar.set_postfix_str(f"{rate:,.0f} tok/s", refresh=False)
-    return done
+            ))
+    return parts.done
 
 
 def _finish_shard(work: Path, name: str, header: dict, plan: dict, skipped: list[Skipped], options: BuildOptions) -> dict:
@@ -255,8 +295,7 @@ def _finish_shard(work: Path, name: str, header: dict, plan: dict, skipped: list
             vec = header["vectors"]
             build_vectors(store, vec["neuron_type"], Sketch.from_dict(vec["sketch"]), vec["faiss"], work / VECTORS)
         if skipped:
-            with atomic_path(work / SKIPPED) as tmp:
-                tmp.write_text("".join(json.dumps({"where": s.where, "reason": s.reason}) + "\n" for s in skipped))
+            write_skipped(work / SKIPPED, skipped)
         meta = {"name": name, **header, "documents": documents, "tokens": tokens, "files": plan["files"],
                 "text_field": plan["text_field"], "id_field": plan["id_field"], "skipped": len(skipped)}
         write_json(work / SHARD_META, meta)
@@ -264,6 +303,15 @@ def _finish_shard(work: Path, name: str, header: dict, plan: dict, skipped: list
         p.unlink()
     (work / PLAN).unlink(missing_ok=True)
     return meta
+
+
+def write_skipped(path: Path, skipped: list[Skipped]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps({"where": s.where, "reason": s.reason}) + "\n" for s in skipped))
+
+
+def read_skipped(path: Path) -> list[Skipped]:
+    return [Skipped(**json.loads(line)) for line in path.read_text().splitlines()]
 
 
 def _common_root(files: list[Path]) -> Path:

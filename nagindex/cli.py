@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from .cluster import ENGINES
 from .errors import NagindexError
 from .extract import DEFAULT_MAX_LENGTH, DEFAULT_TOP_K
 from .index import DEFAULT_NAME, ENV_VAR, default_index_path
@@ -39,6 +40,52 @@ def _shard(ctx, param, value):
     if not m or int(m[1]) >= int(m[2]):
         raise click.BadParameter("write i/N with 0 <= i < N, e.g. 3/8")
     return int(m[1]), int(m[2])
+
+
+def _options(*options):
+    """One decorator applying several click options, for options that commands share."""
+
+    def decorate(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+_score_options = _options(
+    click.option("--layers", default="all", show_default=True, help="Layers to score: all, last, 0-14, 3,7,9 ..."),
+    click.option("--top-k", type=int, default=None, help="Use only the first K' <= K neurons of each layer."),
+    click.option("--neuron-type", default=None, help="Neuron type among those the index holds [default: the first]."),
+    click.option("--power", type=float, default=1.0, show_default=True, help="Raise profile weights to this power (renormalised)."),
+    click.option("--weighting", type=click.Choice(["paper", "idf"]), default="paper", show_default=True,
+                 help="paper: target frequency; idf: target frequency over pool frequency per neuron."),
+)
+
+_target_options = _options(
+    click.option("--text-field", default="text", show_default=True, help="Field holding the text of a target example."),
+    click.option("--target-field", default="target", show_default=True, help="Field naming the task of a target example."),
+    click.option("--device", default="auto", show_default=True, help="Device for the target examples' forward pass."),
+)
+
+
+def _engine_options(ray_does: str):
+    return _options(
+        click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
+                     help=f"local: in this process; ray: {ray_does} (needs nagindex[ray])."),
+        click.option("--ray-address", default=None, metavar="ADDRESS",
+                     help="Ray cluster for --engine ray, e.g. 10.0.0.1:6379 [default: $RAY_ADDRESS, "
+                          "else the cluster `ray start` began on this machine, else a new local one]."),
+    )
+
+
+def _spec(idx, layers, top_k, neuron_type, power, weighting):
+    """The ScoreSpec the shared scoring options describe, checked against the index."""
+    from query import ScoreSpec
+    from query.profile import parse_layers
+
+    return ScoreSpec(neuron_type=neuron_type or idx.neuron_types[0], layers=parse_layers(layers, idx.num_layers),
+                     top_k=top_k, power=power, weighting=weighting)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -75,9 +122,10 @@ def main(verbose: bool):
 @click.option("--faiss", "faiss_spec", default=DEFAULT_FAISS, show_default=True, help="FAISS index_factory string for the per-document vectors, e.g. IVF4096,PQ32 for 10^8 documents.")
 @click.option("--sketch-dim", default=DEFAULT_DIM, show_default=True, help="Length of each document's FAISS vector.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@_engine_options("a Ray Data pipeline with one backbone replica per GPU, or per node without GPUs")
 @_errors
 def build(corpus, index, model, neuron_types, top_k, max_length, text_field, id_field, append, skip_bad, shard,
-          device, dtype, token_budget, window, impacts, faiss_spec, sketch_dim, quiet):
+          device, dtype, token_budget, window, impacts, faiss_spec, sketch_dim, quiet, engine, ray_address):
     """Run the backbone over CORPUS once and write the index.
 
     CORPUS is one or more directories (searched recursively), files or globs of
@@ -92,7 +140,7 @@ def build(corpus, index, model, neuron_types, top_k, max_length, text_field, id_
         model=model, settings=ExtractSettings(parse_types(neuron_types), top_k, max_length),
         text_field=text_field, id_field=id_field, skip_bad=skip_bad, append=append, shard=shard, window=window,
         token_budget=token_budget, device=device, dtype=dtype, store_impacts=impacts, faiss=faiss_spec,
-        sketch_dim=sketch_dim, progress=not quiet)
+        sketch_dim=sketch_dim, progress=not quiet, engine=engine, ray_address=ray_address)
     report = run_build(list(corpus), index or default_index_path(), options)
     if report.status == "up to date":
         click.echo(f"{report.index}: already holds this corpus ({report.documents:,} documents); nothing to do", err=True)
@@ -119,38 +167,30 @@ def build(corpus, index, model, neuron_types, top_k, max_length, text_field, id_
 @click.option("--weight", "weights", multiple=True, metavar="TARGET=W", help="Relative budget of a target (repeatable) [default: equal].")
 @click.option("--search", type=click.Choice(["auto", "exact", "approx"]), default="auto", show_default=True,
               help="exact: scan every code; approx: FAISS candidates re-scored exactly; auto: by k against the pool.")
-@click.option("--layers", default="all", show_default=True, help="Layers to score: all, last, 0-14, 3,7,9 ...")
-@click.option("--top-k", type=int, default=None, help="Use only the first K' <= K neurons of each layer.")
-@click.option("--neuron-type", default=None, help="Neuron type among those the index holds [default: the first].")
-@click.option("--power", type=float, default=1.0, show_default=True, help="Raise profile weights to this power (renormalised).")
-@click.option("--weighting", type=click.Choice(["paper", "idf"]), default="paper", show_default=True,
-              help="paper: target frequency; idf: target frequency over pool frequency per neuron.")
+@_score_options
 @click.option("--quality-field", default=None, help="Numeric corpus field combined with the distance (min-max normalised sum).")
 @click.option("--invert-quality", is_flag=True, help="Lower quality values are better (e.g. perplexity).")
-@click.option("--text-field", default="text", show_default=True, help="Field holding the text of a target example.")
-@click.option("--target-field", default="target", show_default=True, help="Field naming the task of a target example.")
-@click.option("--device", default="auto", show_default=True, help="Device for the target examples' forward pass.")
+@_target_options
+@_engine_options("one Ray task per shard, merged exactly (the index must be on a file system all workers see)")
 @_errors
 def query(targets, index, documents, tokens, fraction, output, fmt, with_text, dedup, weights, search, layers, top_k,
-          neuron_type, power, weighting, quality_field, invert_quality, text_field, target_field, device):
+          neuron_type, power, weighting, quality_field, invert_quality, text_field, target_field, device, engine,
+          ray_address):
     """Rank the index against TARGETS and write the selected documents.
 
     TARGETS are JSONL or Parquet files (or directories, globs) with one target
     example per record; records naming different tasks in --target-field are
     the multi-target case: each task gets an equal share of the budget.
     """
-    from query import Budget, ScoreSpec, Selector, read_targets, write_selection
+    from query import Budget, Selector, read_targets, write_selection
     from query.budget import parse_size
-    from query.profile import parse_layers
 
     if documents is tokens is fraction is None:
         raise NagindexError("say how much to select: -k DOCS, --tokens N or --fraction F")
     budget = Budget(documents=parse_size(documents, "-k") if documents else None,
                     tokens=parse_size(tokens, "--tokens") if tokens else None, fraction=fraction)
-    selector = Selector(index or default_index_path(), device=device)
-    idx = selector.index
-    spec = ScoreSpec(neuron_type=neuron_type or idx.neuron_types[0], layers=parse_layers(layers, idx.num_layers),
-                     top_k=top_k, power=power, weighting=weighting)
+    selector = Selector(index or default_index_path(), device=device, engine=engine, ray_address=ray_address)
+    spec = _spec(selector.index, layers, top_k, neuron_type, power, weighting)
     parsed = read_targets(list(targets), text_field, target_field)
     quality = selector.quality(quality_field, higher_is_better=not invert_quality) if quality_field else None
     result = selector.select(parsed, budget, spec, search=search, dedup=dedup, weights=_weights(weights),
@@ -178,6 +218,25 @@ def _weights(items) -> dict[str, float]:
 
 @main.command()
 @click.argument("index", type=click.Path(path_type=Path), required=False)
+@_errors
+def merge(index):
+    """Join the parts built with `build --shard i/N` into the index INDEX.
+
+    Every part must be finished and built with the same backbone and settings;
+    nothing is copied, the manifest is rewritten at once.
+    """
+    from indexer.merge import merge as run_merge
+
+    report = run_merge(index or default_index_path())
+    if not report.merged:
+        click.echo(f"{report.index}: every shard is already in the index; nothing to merge", err=True)
+        return
+    click.echo(f"{report.index}: merged {len(report.merged)} shards ({report.merged[0]} .. {report.merged[-1]}); "
+               f"the index holds {report.documents:,} documents, {report.tokens:,} tokens", err=True)
+
+
+@main.command()
+@click.argument("index", type=click.Path(path_type=Path), required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest and sizes as JSON.")
 @_errors
 def info(index, as_json):
@@ -192,6 +251,67 @@ def info(index, as_json):
         return
     for key, value in facts["lines"]:
         click.echo(f"{key:<18} {value}")
+
+
+@main.command()
+@click.argument("targets", nargs=-1, required=True)
+@click.option("-i", "--index", type=click.Path(path_type=Path), default=None, help=INDEX_HELP)
+@_score_options
+@click.option("--neurons", default=10, show_default=True, help="Characteristic neurons listed per target.")
+@click.option("--documents", default=3, show_default=True, help="Pool documents shown from the top, the middle and the bottom of each ranking.")
+@click.option("--plot", type=click.Path(path_type=Path), default=None, help="Also draw the profiles and score distributions into this PNG (needs matplotlib).")
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@_target_options
+@_errors
+def explain(targets, index, layers, top_k, neuron_type, power, weighting, neurons, documents, plot, as_json,
+            text_field, target_field, device):
+    """Explain how TARGETS rank the pool: profile concentration, characteristic
+    neurons, overlap between targets, and documents along each ranking."""
+    from query import Selector, read_targets
+    from query.explain import explain as run_explain, format_text, plot as draw
+
+    selector = Selector(index or default_index_path(), device=device)
+    spec = _spec(selector.index, layers, top_k, neuron_type, power, weighting)
+    result = run_explain(selector, read_targets(list(targets), text_field, target_field), spec,
+                         neurons=neurons, documents=documents)
+    click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False) if as_json else format_text(result))
+    if plot:
+        try:
+            draw(result, plot)
+        except ImportError:
+            raise NagindexError("--plot needs matplotlib: pip install 'nagindex[explain]'") from None
+        click.echo(f"plot written to {plot}", err=True)
+
+
+@main.command()
+@click.argument("targets", nargs=-1, required=True)
+@click.option("-i", "--index", type=click.Path(path_type=Path), default=None, help=INDEX_HELP)
+@click.option("--neuron-type", default=None, help="Neuron type among those the index holds [default: the first].")
+@click.option("--layers", default="all", show_default=True, help="Layers whose neurons are zeroed: all, last, 0-14, ...")
+@click.option("--per-layer", type=int, default=None, help="Neurons zeroed in each layer [default: the index's K].")
+@click.option("--seeds", default=3, show_default=True, help="Draws of random neurons to compare with.")
+@click.option("--control", "control", default=None, help="File of control texts (JSONL/Parquet/txt) [default: the pool documents least similar to each target].")
+@click.option("--control-docs", default=32, show_default=True, help="Pool documents used as control text.")
+@_target_options
+@_errors
+def ablate(targets, index, neuron_type, layers, per_layer, seeds, control, control_docs, text_field, target_field,
+           device):
+    """Zero each target's most frequent NAG neurons and measure the language-model
+    loss on held-out target examples and on control text, against random neurons.
+
+    Every second example of each task is held out for the loss; the others
+    choose the neurons.
+    """
+    from query import Selector, read_targets
+
+    from .ablate import ablate as run_ablate, format_table
+
+    selector = Selector(index or default_index_path(), device=device)
+    spec = _spec(selector.index, layers, None, neuron_type, 1.0, "paper")
+    control_texts = read_targets(control, text_field).texts if control else None
+    results = run_ablate(selector, read_targets(list(targets), text_field, target_field), spec, per_layer=per_layer,
+                         seeds=seeds, control_texts=control_texts, control_docs=control_docs)
+    click.echo("\n\n".join(format_table(r) for r in results))
 
 
 if __name__ == "__main__":

@@ -115,18 +115,23 @@ class Extractor:
             yield order[start:start + size]
             start += size
 
-    # -- the forward pass -----------------------------------------------------
-
-    @torch.inference_mode()
-    def _run(self, ids: list[Sequence[int]]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        dev = self.backbone.device
+    def pad(self, ids: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """A right-padded batch on the backbone's device: ``(input_ids, attention_mask)``."""
         B, T = len(ids), max(1, max(len(i) for i in ids))
         input_ids = torch.full((B, T), self.pad_id, dtype=torch.long)
         mask = torch.zeros((B, T), dtype=torch.long)
         for row, seq in enumerate(ids):
             input_ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
             mask[row, : len(seq)] = 1
-        input_ids, mask = input_ids.to(dev), mask.to(dev)
+        return input_ids.to(self.backbone.device), mask.to(self.backbone.device)
+
+    # -- the forward pass -----------------------------------------------------
+
+    @torch.inference_mode()
+    def _run(self, ids: list[Sequence[int]]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        dev = self.backbone.device
+        B = len(ids)
+        input_ids, mask = self.pad(ids)
         # Mean over real tokens as one batched product: [B, 1, T] @ [B, T, N].
         weights = (mask / mask.sum(1, keepdim=True).clamp(min=1)).to(self.backbone.dtype).unsqueeze(1)
         impact = {t: torch.empty((B, self.num_layers, n), dtype=torch.float32, device=dev) for t, n in self.neurons.items()}

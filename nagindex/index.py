@@ -36,6 +36,7 @@ SHARD_META = "shard.json"
 CODES = "codes.h5"
 VECTORS = "vectors.faiss"
 PARTIAL = ".partial"
+HEADER = ("backbone", "settings", "layers", "neurons", "vectors")
 DEFAULT_NAME = "nagindex.index"
 ENV_VAR = "NAGINDEX_INDEX"
 
@@ -47,6 +48,11 @@ def default_index_path() -> Path:
 
 def shards_dir(path: Path) -> Path:
     return Path(path) / "shards"
+
+
+def part_name(i: int, n: int) -> str:
+    """The shard directory of part ``i`` of ``n``, as ``build --shard i/N`` names it."""
+    return f"{i:05d}-of-{n:05d}"
 
 
 @dataclass
@@ -80,6 +86,11 @@ def read_json(path: Path, what: str) -> dict:
 
 def write_manifest(path: Path, manifest: dict) -> None:
     write_json(Path(path) / MANIFEST, manifest)
+
+
+def header_of(meta: dict) -> dict:
+    """What every shard of an index shares for its codes to be comparable, from a manifest or shard.json."""
+    return {key: meta.get(key) for key in HEADER}
 
 
 def manifest_for(shards_meta: list[dict], header: dict) -> dict:

@@ -64,6 +64,10 @@ class Profiles:
     counts: np.ndarray       # float64 [M, L_sel, N]: raw target counts, for explanations
     examples: np.ndarray     # int64 [M]
 
+    def similarity(self, sums: np.ndarray) -> np.ndarray:
+        """``[n, M]`` float64 similarities from the scoring kernels' raw sums ``[n, M]``."""
+        return sums.astype(np.float64) * self.scale[None, :]
+
     def weights(self) -> np.ndarray:
         """``[M, L_sel, N]``: per-layer weights that sum to one (the paper's f, or its variant)."""
         return np.moveaxis(self.table, 2, 0) * (self.scale * len(self.layers))[:, None, None]

@@ -64,16 +64,37 @@ def pick(distance: np.ndarray, ids_of: IdsOf, tokens: np.ndarray, budget: Budget
     if budget.documents is not None:
         rows = ranked_prefix(distance, ids_of, budget.documents)
         return Pick(rows, distance[rows], budget.documents >= n)
-    limit = budget.tokens
-    if limit >= tokens.sum():
+    if budget.tokens >= tokens.sum():
         rows = ranked_prefix(distance, ids_of, n)
         return Pick(rows, distance[rows], True)
+    rows, fit = _token_prefix(distance, ids_of, tokens, budget.tokens)
+    rows = rows[: max(fit, 1)]
+    return Pick(rows, distance[rows], False)
+
+
+def candidates(distance: np.ndarray, ids_of: IdsOf, tokens: np.ndarray, budget: Budget) -> np.ndarray:
+    """The rows of one part of a pool that ``pick`` over the whole pool can reach.
+
+    That is the part's ranking up to and including its first row beyond the
+    budget: a selection over the whole pool takes a prefix of each part's
+    ranking, within the budget, and stops at the first row that does not fit.
+    ``pick`` over the union of all parts' candidates is therefore ``pick`` over
+    the whole pool, the "covers the whole pool" flag included, which is what
+    lets shards be scored apart and merged exactly.
+    """
+    if budget.documents is not None:
+        return ranked_prefix(distance, ids_of, budget.documents + 1)
+    rows, fit = _token_prefix(distance, ids_of, tokens, budget.tokens)
+    return rows[: fit + 1]
+
+
+def _token_prefix(distance: np.ndarray, ids_of: IdsOf, tokens: np.ndarray, limit: int) -> tuple[np.ndarray, int]:
+    """Ranked rows reaching past ``limit`` tokens (or all rows), and how many of them fit."""
+    n = len(distance)
     guess = max(1, int(limit / max(tokens.mean(), 1) * 1.25))
     while True:
         rows = ranked_prefix(distance, ids_of, guess)
         fits = np.cumsum(tokens[rows]) <= limit
-        keep = int(np.argmin(fits)) if not fits.all() else len(rows)
-        if keep < len(rows) or guess >= n:
-            rows = rows[: max(keep, 1)]
-            return Pick(rows, distance[rows], False)
+        if not fits.all() or guess >= n:
+            return rows, int(np.argmin(fits)) if not fits.all() else len(rows)
         guess = min(n, guess * 2)

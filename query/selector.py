@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from nagindex.backbone import load_backbone
+from nagindex.cluster import check_engine
 from nagindex.corpus import fetch_texts, fetch_values
 from nagindex.errors import IndexStateError, NagindexError
 from nagindex.extract import ExtractSettings, Extractor
@@ -44,10 +45,14 @@ class Selection:
 class Selector:
     """Scores and selects from one index; loads the backbone only when targets need it."""
 
-    def __init__(self, index: Index | str | os.PathLike, *, device: str | None = None, model: str | None = None):
+    def __init__(self, index: Index | str | os.PathLike, *, device: str | None = None, model: str | None = None,
+                 engine: str = "local", ray_address: str | None = None):
+        check_engine(engine, ray_address)
         self.index = index if isinstance(index, Index) else Index(index)
         self.device = device
         self.model = model
+        self.engine = engine                  # "ray": one Ray task per shard (query.ray_query)
+        self.ray_address = ray_address
 
     @cached_property
     def extractor(self) -> Extractor:
@@ -85,16 +90,15 @@ class Selector:
     def similarities(self, profiles: Profiles, neuron_type: str = "fwd_up") -> np.ndarray:
         """Exact similarity of every pool document to every target: ``[n, M]`` float64."""
         self._check_type(neuron_type)
-        sums = score_stream(self.index.iter_codes(neuron_type), self.index.documents,
-                            profiles.table, profiles.layers, profiles.top_k)
-        return sums.astype(np.float64) * profiles.scale[None, :]
+        return profiles.similarity(score_stream(self.index.iter_codes(neuron_type), self.index.documents,
+                                                profiles.table, profiles.layers, profiles.top_k))
 
     def score_texts(self, texts: list[str], profiles: Profiles, neuron_type: str = "fwd_up") -> np.ndarray:
         """Similarity of arbitrary texts (not in the pool) to each target: ``[len(texts), M]``."""
         from .scoring import score_codes
 
         codes = self.extractor.extract(texts).codes[neuron_type]
-        return score_codes(codes, profiles.table, profiles.layers, profiles.top_k).astype(np.float64) * profiles.scale[None, :]
+        return profiles.similarity(score_codes(codes, profiles.table, profiles.layers, profiles.top_k))
 
     # -- selection ----------------------------------------------------------
 
@@ -103,6 +107,9 @@ class Selector:
                with_text: bool = False) -> Selection:
         if search not in SEARCHES:
             raise NagindexError(f"--search {search}: choose from {', '.join(SEARCHES)}")
+        if self.engine == "ray" and (quality is not None or search == "approx"):
+            raise NagindexError("--engine ray scores each shard apart, exactly; --quality-field (normalised over "
+                                "the whole pool) and --search approx need --engine local")
         profiles = self.profiles(targets, spec)
         names = profiles.names
         share = [float((weights or {}).get(n, 1.0)) for n in names]
@@ -110,24 +117,35 @@ class Selector:
         if unknown:
             raise NagindexError(f"--weight: no target named {', '.join(unknown)}; targets are {', '.join(names)}")
         budgets = budget.split(share, int(self.index.tokens.sum()))
-        sims = self.similarities(profiles, spec.neuron_type)
-        distance = 1.0 - sims
-        ranking = distance if quality is None else combine_quality(distance, quality)
-        picks = [pick(ranking[:, m], self.index.ids_of, self.index.tokens, b) for m, b in enumerate(budgets)]
-        return self._assemble(names, picks, sims, distance, budget, dedup, with_text)
+        notes: list[str] = []
+        if self.engine == "ray":
+            from .ray_query import fan_out
 
-    def _assemble(self, names: list[str], picks: list[Pick], sims: np.ndarray, distance: np.ndarray,
-                  budget: Budget, dedup: bool, with_text: bool) -> Selection:
+            picks, similarity = fan_out(self.index, profiles, spec.neuron_type, budgets, self.ray_address)
+        else:
+            sims = self.similarities(profiles, spec.neuron_type)
+            ranking = 1.0 - sims
+            if quality is not None:
+                if np.isnan(quality).any():
+                    notes.append(f"{int(np.isnan(quality).sum()):,} documents have no quality value and rank as the worst")
+                ranking = combine_quality(ranking, quality)
+            picks = [pick(ranking[:, m], self.index.ids_of, self.index.tokens, b) for m, b in enumerate(budgets)]
+            similarity = [sims[p.rows, m] for m, p in enumerate(picks)]
+        return self._assemble(names, picks, similarity, budget, dedup, with_text, notes)
+
+    def _assemble(self, names: list[str], picks: list[Pick], similarity: list[np.ndarray],
+                  budget: Budget, dedup: bool, with_text: bool, notes: list[str]) -> Selection:
+        """The output table; ``similarity[m]`` holds the similarities of ``picks[m].rows``."""
         rows = np.concatenate([p.rows for p in picks])
+        sims = np.concatenate(similarity)
         target = np.concatenate([np.full(len(p.rows), m) for m, p in enumerate(picks)]).astype(np.int64)
         rank = np.concatenate([np.arange(1, len(p.rows) + 1) for p in picks])
-        notes = []
         if dedup:
             _, first = np.unique(rows, return_index=True)
             keep = np.sort(first)
             if len(keep) < len(rows):
                 notes.append(f"--dedup removed {len(rows) - len(keep):,} repeated documents")
-            rows, target, rank = rows[keep], target[keep], rank[keep]
+            rows, target, rank, sims = rows[keep], target[keep], rank[keep], sims[keep]
         if any(p.exhausted for p in picks):
             notes.append(f"the budget ({budget.describe()}) covers the whole pool of {self.index.documents:,} "
                          "documents: everything is selected")
@@ -136,8 +154,8 @@ class Selector:
             "id": pa.array(self.index.ids_of(rows).tolist(), pa.string()),
             "target": pa.array([names[t] for t in target], pa.string()),
             "rank": pa.array(rank, pa.int64()),
-            "similarity": pa.array(sims[rows, target]),
-            "distance": pa.array(distance[rows, target]),
+            "similarity": pa.array(sims),
+            "distance": pa.array(1.0 - sims),
             "tokens": pa.array(tokens, pa.int64()),
         }
         if with_text:
@@ -145,7 +163,7 @@ class Selector:
         summary = []
         for m, name in enumerate(names):
             mine = target == m
-            d = distance[rows[mine], m]
+            d = 1.0 - sims[mine]
             summary.append({"target": name, "documents": int(mine.sum()), "tokens": int(tokens[mine].sum()),
                             "best": float(d.min()) if len(d) else None, "worst": float(d.max()) if len(d) else None})
         return Selection(pa.table(columns), summary, notes)
@@ -155,9 +173,13 @@ class Selector:
         return self._fetch(rows, lambda shard: shard.meta["text_field"], None)
 
     def quality(self, field_name: str, higher_is_better: bool = True) -> np.ndarray:
-        """A numeric field of every pool record, read from the corpus, as badness (lower is better)."""
+        """A numeric field of every pool record, read from the corpus, as badness (lower is better).
+
+        Records without a number in the field get NaN, which ranks as the worst quality.
+        """
         rows = np.arange(self.index.documents)
-        values = np.asarray(self._fetch(rows, lambda shard: field_name, _is_number), dtype=np.float64)
+        values = np.array([v if _is_number(v) else np.nan for v in self._fetch(rows, lambda shard: field_name, _any)],
+                          dtype=np.float64)
         return -values if higher_is_better else values
 
     def _fetch(self, rows: np.ndarray, field_of, check) -> list:
@@ -175,14 +197,18 @@ class Selector:
         return out
 
 
-def _is_number(value) -> str | None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return None if ok else "number"
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _any(value) -> None:
+    """Accept every value: a missing field is not an error here."""
 
 
 def combine_quality(distance: np.ndarray, quality: np.ndarray) -> np.ndarray:
     """Min-max normalised distance plus min-max normalised badness (lower is better)."""
-    return _minmax(distance) + _minmax(quality)[:, None]
+    badness = _minmax(quality)
+    return _minmax(distance) + np.nan_to_num(badness, nan=1.0)[:, None]
 
 
 def _minmax(x: np.ndarray) -> np.ndarray:

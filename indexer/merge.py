@@ -1,0 +1,115 @@
+"""``nagindex merge``: join the parts that independent workers built into one index.
+
+``nagindex build --shard i/N`` writes part ``i`` into ``shards/0000i-of-0000N``
+and leaves the manifest alone, so N workers (a Slurm array, a Ray job, N
+machines) need no coordination. Merging lists the N finished parts in the
+manifest, in part order, after the shards it already lists; nothing is copied,
+the shard directories stay where the workers wrote them. The manifest is
+replaced by an atomic rename, so a reader sees the index before or after the
+merge, never in between.
+
+Merging checks what a single build would: all parts exist and are finished,
+share one backbone and one set of settings, and read disjoint corpus files.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from nagindex.errors import IndexStateError
+from nagindex.index import (MANIFEST, PARTIAL, SHARD_META, header_of, manifest_for, part_name, read_json,
+                            shards_dir, write_manifest)
+
+PART_NAME = re.compile(r"(\d+)-of-(\d+)")
+
+
+@dataclass
+class MergeReport:
+    index: Path
+    merged: list[str]          # shard names newly listed, in part order
+    documents: int             # in the whole index
+    tokens: int
+
+
+def merge(index_path: str | os.PathLike) -> MergeReport:
+    index_path = Path(index_path)
+    manifest = read_json(index_path / MANIFEST, "manifest") if (index_path / MANIFEST).exists() else None
+    listed = [s["name"] for s in manifest["shards"]] if manifest else []
+    parts = _unlisted_parts(index_path, set(listed))
+    if not parts:
+        if manifest:
+            return MergeReport(index_path, [], manifest["documents"], manifest["tokens"])
+        raise IndexStateError(f"{index_path}: no shards to merge; build them with `nagindex build CORPUS -o {index_path} --shard i/N`")
+    n = _split_size(index_path, parts)
+    _check_complete(index_path, parts, n)
+    names = [part_name(i, n) for i in range(n)]
+    existing = [read_json(shards_dir(index_path) / s / SHARD_META, "shard metadata") for s in listed]
+    metas = existing + [read_json(shards_dir(index_path) / s / SHARD_META, "shard metadata") for s in names]
+    header = header_of(manifest) if manifest else header_of(metas[0])
+    _check_same_header(index_path, manifest, listed + names, metas, header)
+    _check_disjoint(listed + names, metas)
+    joined = manifest_for(metas, header)
+    write_manifest(index_path, joined)
+    return MergeReport(index_path, names, joined["documents"], joined["tokens"])
+
+
+def _unlisted_parts(index_path: Path, listed: set[str]) -> dict[tuple[int, int], bool]:
+    """``(i, N) -> finished`` for every ``--shard`` directory the manifest does not list."""
+    found: dict[tuple[int, int], bool] = {}
+    directory = shards_dir(index_path)
+    for path in sorted(directory.iterdir()) if directory.is_dir() else ():
+        name = path.name.removesuffix(PARTIAL)
+        m = PART_NAME.fullmatch(name)
+        if not path.is_dir() or not m or name in listed:
+            continue
+        key = (int(m[1]), int(m[2]))
+        found[key] = found.get(key, False) or (path.name == name and (path / SHARD_META).exists())
+    return found
+
+
+def _split_size(index_path: Path, parts: dict[tuple[int, int], bool]) -> int:
+    sizes = sorted({n for _, n in parts})
+    if len(sizes) > 1:
+        examples = ", ".join(next(part_name(i, n) for i, m in parts if m == n) for n in sizes)
+        raise IndexStateError(
+            f"{shards_dir(index_path)}: holds parts of splits into {' and '.join(map(str, sizes))} "
+            f"({examples}); all workers must use the same --shard i/N; delete the parts of the other splits")
+    return sizes[0]
+
+
+def _check_complete(index_path: Path, parts: dict[tuple[int, int], bool], n: int) -> None:
+    missing = [part_name(i, n) for i in range(n) if (i, n) not in parts]
+    unfinished = [part_name(i, n) for i in range(n) if parts.get((i, n)) is False]
+    if missing or unfinished:
+        problems = []
+        if missing:
+            problems.append(f"not built: {', '.join(missing)}")
+        if unfinished:
+            problems.append(f"unfinished: {', '.join(unfinished)}")
+        raise IndexStateError(
+            f"{index_path}: cannot merge, {len(missing) + len(unfinished)} of the {n} parts are not ready "
+            f"({'; '.join(problems)}); run or rerun `nagindex build CORPUS -o {index_path} --shard i/{n}` for each")
+
+
+def _check_same_header(index_path: Path, manifest: dict | None, names: list[str], metas: list[dict], header: dict) -> None:
+    reference = f"{index_path}/{MANIFEST}" if manifest else f"shard {names[0]}"
+    for name, meta in zip(names, metas):
+        for key, value in header_of(meta).items():
+            if value != header[key]:
+                raise IndexStateError(
+                    f"shard {name} was built with {key} {value}, {reference} with {header[key]}; "
+                    "an index holds one backbone and one set of settings: rebuild that shard with the same options")
+
+
+def _check_disjoint(names: list[str], metas: list[dict]) -> None:
+    """Workers given different corpora would index some files twice."""
+    owner: dict[str, str] = {}
+    for name, meta in zip(names, metas):
+        for f in meta["files"]:
+            if f["path"] in owner:
+                raise IndexStateError(
+                    f"{f['path']} is in both shard {owner[f['path']]} and shard {name}; "
+                    "all workers must be given the same corpus")
+            owner[f["path"]] = name

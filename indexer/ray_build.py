@@ -1,0 +1,141 @@
+"""``nagindex build --engine ray``: the same index, with the backbone spread over a Ray cluster.
+
+Only the forward passes move. The corpus is read as a local build reads it, in
+one stream and in the same order (so ids, record checks and windows are the
+same, and windows written by an earlier run are passed over), by a Ray Data
+task pinned to this node, where the index is written. Ray Data carries the
+windows to a pool of actors, each holding one backbone replica: one per GPU,
+or without GPUs one per node using all its cores (a forward pass parallelises
+well over cores, and one copy of the weights per node is enough). The codes
+come back here, about a kilobyte a document, to the part writer of the local
+build. So a Ray build and a local build resume each other and give the same
+index; workers need the backbone and nagindex installed, not the corpus or the
+index.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from nagindex.backbone import load_backbone
+from nagindex.cluster import connect, worker_errors
+from nagindex.corpus import Record, Skipped
+from nagindex.extract import ExtractSettings, Extractor
+from nagindex.store import Rows
+
+from .build import SKIPPED, BuildOptions, PartWriter, pending_windows, read_skipped, write_skipped
+
+_NODE_LABEL = "ray.io/node-id"
+# Where each row comes from: its window, its place in the window, the window's length.
+_PLACE = ("window", "row", "size")
+
+
+def extract_windows(read: Callable[..., Iterator[Record]], work: Path, options: BuildOptions,
+                    skipped: list[Skipped]) -> int:
+    """Write every missing part of ``work``; return how many documents were already done.
+
+    ``read(skipped=list)`` yields the shard's records, as in a local build.
+    """
+    ray = connect(options.ray_address)
+    import ray.data
+
+    ray.data.DataContext.get_current().enable_progress_bars = False     # the part writer shows progress
+    work = work.absolute()
+    here = {_NODE_LABEL: ray.get_runtime_context().get_node_id()}
+    replicas, resources = _replicas(ray)
+    windows = ray.data.from_items([{"reader": 0}]).map_batches(
+        _read_windows, fn_args=(read, work, options.window), batch_size=None, num_cpus=0, label_selector=here)
+    nags = windows.map_batches(
+        _Replica, fn_constructor_args=(_portable(options.model), options.dtype, options.settings,
+                                       options.token_budget, options.store_impacts),
+        batch_size=options.window, batch_format="numpy", concurrency=replicas, **resources)
+    with worker_errors(), PartWriter(work, options, options.settings.max_length) as parts:
+        gathered = _Windows()
+        for batch in nags.iter_batches(batch_size=None, batch_format="numpy"):
+            for k, rows in gathered.add(batch):
+                parts.write(k, rows)
+    if (work / SKIPPED).exists():
+        skipped.extend(read_skipped(work / SKIPPED))
+    return parts.done
+
+
+def _replicas(ray) -> tuple[int, dict]:
+    """How many backbone replicas the cluster holds, and what each one takes."""
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    if gpus:
+        return gpus, {"num_gpus": 1}
+    cpus = [int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node["Alive"]]
+    per = min(c for c in cpus if c)
+    return sum(c // per for c in cpus), {"num_cpus": per}
+
+
+def _portable(model: str | None) -> str | None:
+    """A model given as a relative path must still be found from a worker's directory."""
+    return str(Path(model).absolute()) if model and Path(model).exists() else model
+
+
+def _read_windows(_, read: Callable[..., Iterator[Record]], work: Path, size: int) -> Iterator[dict]:
+    """The one reader: the pending windows of the corpus, as batches of rows."""
+    skipped: list[Skipped] = []
+    for k, window in pending_windows(read(skipped=skipped), work, size):
+        n = len(window)
+        yield {
+            "window": np.full(n, k, np.int64),
+            "row": np.arange(n, dtype=np.int64),
+            "size": np.full(n, n, np.int64),
+            "id": np.array([r.id for r in window], dtype=object),
+            "text": np.array([r.text for r in window], dtype=object),
+            "file": np.fromiter((r.file_index for r in window), np.uint32, n),
+            "offset": np.fromiter((r.offset for r in window), np.int64, n),
+        }
+    if skipped:
+        # The reader runs on this node: the driver picks the list up from the shard's directory.
+        write_skipped(work / SKIPPED, skipped)
+
+
+class _Replica:
+    """One backbone, loaded once per actor, turning batches of texts into NAGs."""
+
+    def __init__(self, model: str | None, dtype: str | None, settings: ExtractSettings,
+                 token_budget: int | None, impacts: bool):
+        self.extractor = Extractor(load_backbone(model, None, dtype), settings, token_budget)
+        self.impacts = impacts
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        nags = self.extractor.extract(batch["text"].tolist())
+        out = {name: batch[name] for name in (*_PLACE, "id", "file", "offset")}
+        out["tokens"] = nags.tokens
+        out.update({f"codes:{t}": c for t, c in nags.codes.items()})
+        if self.impacts:
+            out.update({f"impacts:{t}": v.astype(np.float16) for t, v in nags.impacts.items()})
+        return out
+
+
+class _Windows:
+    """Puts windows back together from rows arriving in any pieces and any order."""
+
+    def __init__(self):
+        self.pieces: dict[int, list[dict[str, np.ndarray]]] = {}
+
+    def add(self, batch: dict[str, np.ndarray]) -> Iterator[tuple[int, Rows]]:
+        for k in np.unique(batch["window"]):
+            mine = batch["window"] == k
+            pieces = self.pieces.setdefault(int(k), [])
+            pieces.append({name: column[mine] for name, column in batch.items()})
+            if sum(len(p["row"]) for p in pieces) == pieces[0]["size"][0]:
+                del self.pieces[int(k)]
+                yield int(k), _rows(pieces)
+
+
+def _rows(pieces: list[dict[str, np.ndarray]]) -> Rows:
+    columns = {name: np.concatenate([p[name] for p in pieces]) for name in pieces[0]}
+    order = np.argsort(columns["row"])
+    columns = {name: column[order] for name, column in columns.items()}
+
+    def typed(prefix: str) -> dict[str, np.ndarray]:
+        return {name.split(":", 1)[1]: column for name, column in columns.items() if name.startswith(prefix)}
+
+    return Rows(ids=columns["id"].tolist(), tokens=columns["tokens"], source_file=columns["file"],
+                source_offset=columns["offset"], codes=typed("codes:"), impacts=typed("impacts:"))

@@ -1,0 +1,237 @@
+"""Why a target selects what it selects: its profile, its neurons, its ranking.
+
+A profile is readable: per layer, a distribution over neurons. Before training
+on a selection, a user wants to know whether a target is carried by a few
+neurons or smeared over many (concentration), which neurons are the target's
+own rather than common to all text (pool frequency, stored at build time), how
+much two targets share (overlap), and what the pool looks like at the top, the
+middle and the bottom of the ranking. All of it comes from the codes already in
+the index; only the target examples meet the backbone.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .profile import ScoreSpec
+from .select import ranked_prefix
+from .selector import Selector
+from .targets import Targets
+
+SNIPPET = 100
+
+
+@dataclass
+class Neuron:
+    layer: int
+    neuron: int
+    weight: float         # the profile weight f_l(n) (per layer, weights sum to one)
+    target_share: float   # share of the target's examples whose NAG holds this slot
+    pool_share: float     # share of pool documents whose NAG holds it
+    lift: float           # target share over (smoothed) pool share
+
+
+@dataclass
+class Document:
+    position: str         # top, middle or bottom of the ranking
+    rank: int             # 1 is the best
+    id: str
+    distance: float
+    snippet: str
+
+
+@dataclass
+class TargetReport:
+    name: str
+    examples: int
+    top_share: list[float]      # per layer: weight held by the K heaviest neurons
+    entropy: list[float]        # per layer: entropy of the weights, in bits
+    strongest: list[Neuron]     # by weight
+    support: int                # examples a slot must be in to count as distinctive
+    distinctive: list[Neuron]   # by lift, among slots with enough support
+    distance: dict[str, float]  # quantiles of the pool's distances
+    documents: list[Document]
+
+
+@dataclass
+class Explanation:
+    spec: ScoreSpec
+    layers: list[int]
+    top_k: int
+    neurons: int                 # neurons per layer of the type
+    pool: int                    # documents in the pool
+    targets: list[TargetReport]
+    jaccard: list[list[float]]   # weighted Jaccard between the targets' profiles
+    cosine: list[list[float]]
+    weights: np.ndarray = field(repr=False)     # [M, L_sel, N], for plots
+    distances: np.ndarray = field(repr=False)   # [pool, M], for plots
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        del out["weights"], out["distances"]
+        return out
+
+
+def explain(selector: Selector, targets: Targets, spec: ScoreSpec = ScoreSpec(), *, neurons: int = 10,
+            documents: int = 3) -> Explanation:
+    """Profiles, characteristic neurons, overlaps and ranking samples of every target."""
+    index = selector.index
+    profiles = selector.profiles(targets, spec)
+    weights = profiles.weights()
+    df = index.slot_counts(spec.neuron_type)[profiles.layers]
+    pool_share = df / max(index.documents, 1)
+    smoothed = (df + 1.0) / (index.documents + 1.0)     # as the idf weighting smooths it
+    distances = 1.0 - selector.similarities(profiles, spec.neuron_type)
+    reports = []
+    for m, name in enumerate(profiles.names):
+        w = weights[m]
+        target_share = profiles.counts[m] / profiles.examples[m]
+        heaviest = -np.sort(-w, axis=1)[:, :profiles.top_k].sum(1)
+        p = np.where(w > 0, w, 1.0)
+        entropy = -(w * np.log2(p)).sum(1)
+        lift = target_share / smoothed
+
+        def slots(order: list[tuple[int, int]]) -> list[Neuron]:
+            return [Neuron(int(profiles.layers[l]), n, float(w[l, n]), float(target_share[l, n]),
+                           float(pool_share[l, n]), float(lift[l, n])) for l, n in order]
+
+        # A slot seen in one example of many is noise, however rare in the pool.
+        support = max(1, int(np.ceil(profiles.examples[m] / 4)))
+        strongest = slots(_top_slots(w, lift, neurons))
+        distinctive = slots(_top_slots(np.where(profiles.counts[m] >= support, lift, 0), w, neurons))
+        d = distances[:, m]
+        quantiles = dict(zip(("min", "p10", "p50", "p90", "max"), map(float, np.quantile(d, [0, .1, .5, .9, 1]))))
+        reports.append(TargetReport(name, int(profiles.examples[m]), heaviest.tolist(), entropy.tolist(), strongest,
+                                    support, distinctive, quantiles, _samples(selector, d, documents)))
+    flat = weights.reshape(len(weights), -1).astype(np.float64)
+    jaccard = np.minimum(flat[:, None], flat[None]).sum(-1) / np.maximum(flat[:, None], flat[None]).sum(-1)
+    norms = np.linalg.norm(flat, axis=1)
+    cosine = flat @ flat.T / np.outer(norms, norms)
+    return Explanation(spec, profiles.layers.tolist(), profiles.top_k, int(weights.shape[2]), index.documents, reports,
+                       jaccard.tolist(), cosine.tolist(), weights, distances)
+
+
+def _top_slots(score: np.ndarray, tie: np.ndarray, count: int) -> list[tuple[int, int]]:
+    """``(layer_position, neuron)`` of the ``count`` highest positive scores, ties by ``tie`` (higher first)."""
+    flat = score.ravel()
+    order = np.lexsort((np.arange(len(flat)), -tie.ravel(), -flat))[:count]
+    return [tuple(map(int, np.unravel_index(i, score.shape))) for i in order if flat[i] > 0]
+
+
+def _samples(selector: Selector, distance: np.ndarray, count: int) -> list[Document]:
+    """Documents from the top, the middle and the bottom of one target's ranking."""
+    n = len(distance)
+    count = min(count, n)
+    top = ranked_prefix(distance, selector.index.ids_of, count)
+    bottom = ranked_prefix(-distance, selector.index.ids_of, count)[::-1]
+    lo = max(0, (n - count) // 2)
+    middle = np.argpartition(distance, np.arange(lo, lo + count))[lo:lo + count]
+    picks = [("top", top, 1), ("middle", middle, lo + 1), ("bottom", bottom, n - count + 1)]
+    rows = np.concatenate([r for _, r, _ in picks])
+    ids = selector.index.ids_of(rows)
+    texts = iter(selector.texts(rows))
+    out, i = [], 0
+    for position, part, first_rank in picks:
+        for j, row in enumerate(part):
+            out.append(Document(position, first_rank + j, str(ids[i]), float(distance[row]), _snippet(next(texts))))
+            i += 1
+    return out
+
+
+def _snippet(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= SNIPPET else flat[: SNIPPET - 1] + "…"
+
+
+# -- rendering ----------------------------------------------------------------
+
+def format_text(ex: Explanation) -> str:
+    spec = ex.spec
+    names = [t.name for t in ex.targets]
+    k = ex.top_k
+    lines = [f"{len(names)} target(s) against {ex.pool:,} pool documents; {spec.neuron_type}, "
+             f"{len(ex.layers)} layers x {ex.neurons} neurons, weighting {spec.weighting}"
+             + (f", power {spec.power:g}" if spec.power != 1 else ""), ""]
+    lines.append(f"concentration per layer: share of weight in the top-{k} neurons / entropy in bits "
+                 f"(uniform over {ex.neurons} neurons: {np.log2(ex.neurons):.1f})")
+    width = max(14, *(len(n) for n in names))
+    lines.append("layer  " + "  ".join(f"{n:>{width}}" for n in names))
+    for i, layer in enumerate(ex.layers):
+        cells = [f"{t.top_share[i]:.2f} / {t.entropy[i]:4.1f}" for t in ex.targets]
+        lines.append(f"{layer:>5}  " + "  ".join(f"{c:>{width}}" for c in cells))
+    cells = [f"{np.mean(t.top_share):.2f} / {np.mean(t.entropy):4.1f}" for t in ex.targets]
+    lines.append(f"{'mean':>5}  " + "  ".join(f"{c:>{width}}" for c in cells))
+    for t in ex.targets:
+        lines += ["", f"== {t.name} ({t.examples} examples)"]
+        for title, group in (("strongest neurons (highest weight)", t.strongest),
+                             (f"distinctive neurons (highest lift = target share / pool share; in at least "
+                              f"{t.support} of {t.examples} examples)", t.distinctive)):
+            lines.append(f"  {title}:")
+            lines.append("    layer  neuron  weight  in targets  in pool    lift")
+            lines += [f"    {n.layer:>5}  {n.neuron:>6}  {n.weight:.4f}  {n.target_share:>10.0%}  {n.pool_share:>7.1%}"
+                      f"  {n.lift:>6.1f}" for n in group]
+        q = t.distance
+        lines.append(f"  pool distances: min {q['min']:.4f}  p10 {q['p10']:.4f}  median {q['p50']:.4f}  "
+                     f"p90 {q['p90']:.4f}  max {q['max']:.4f}")
+        lines.append("  ranking samples:")
+        for d in t.documents:
+            lines.append(f"    {d.position:<6} #{d.rank:<7} {d.distance:.4f}  {d.id}  {d.snippet}")
+    if len(names) > 1:
+        lines += ["", "overlap between targets: weighted Jaccard / cosine of profiles"]
+        lines.append(" " * width + "  " + "  ".join(f"{n:>{width}}" for n in names))
+        for i, n in enumerate(names):
+            cells = [f"{ex.jaccard[i][j]:.2f} / {ex.cosine[i][j]:.2f}" for j in range(len(names))]
+            lines.append(f"{n:>{width}}  " + "  ".join(f"{c:>{width}}" for c in cells))
+    return "\n".join(lines)
+
+
+def plot(ex: Explanation, path) -> None:
+    """Profiles as layer x neuron heatmaps on one shared neuron order, and the pool's similarity histograms.
+
+    Each layer's neurons are sorted by their weight summed over all targets,
+    so one column is one neuron in every panel: bright columns shared between
+    panels are neurons shared between targets.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    M, L, N = ex.weights.shape
+    shown = min(N, 4 * ex.top_k)
+    order = np.argsort(-ex.weights.sum(0), axis=1, kind="stable")[:, :shown]
+    sorted_w = np.take_along_axis(ex.weights, order[None], axis=2)
+    fig = plt.figure(figsize=(11, 2.3 * M + 3.2), layout="constrained")
+    grid = fig.add_gridspec(M + 1, 2, width_ratios=[40, 1], height_ratios=[1] * M + [1.25])
+    vmax = float(sorted_w.max()) or 1.0
+    for m, t in enumerate(ex.targets):
+        ax = fig.add_subplot(grid[m, 0])
+        image = ax.imshow(sorted_w[m], aspect="auto", interpolation="nearest", cmap="magma_r", vmin=0, vmax=vmax,
+                          extent=(0.5, shown + 0.5, L - 0.5, -0.5))
+        ax.set_title(f"{t.name}: profile from {t.examples} examples "
+                     f"(top-{ex.top_k} share {np.mean(t.top_share):.2f}, "
+                     f"entropy {np.mean(t.entropy):.1f} bits)", loc="left", fontsize=10)
+        ax.set_ylabel("layer")
+        ticks = np.arange(0, L, max(1, 5 * round(L / 30)))
+        ax.set_yticks(ticks, [str(ex.layers[i]) for i in ticks])
+        if m == M - 1:
+            ax.set_xlabel(f"neuron rank within its layer, by weight summed over all targets "
+                          f"(first {shown} of {N} {ex.spec.neuron_type} neurons)")
+        else:
+            ax.tick_params(labelbottom=False)
+    bar = fig.colorbar(image, cax=fig.add_subplot(grid[:M, 1]))
+    bar.set_label("profile weight (sums to 1 per layer)")
+    ax = fig.add_subplot(grid[M, :])
+    sims = 1.0 - ex.distances
+    bins = np.linspace(float(sims.min()), float(sims.max()) or 1.0, 50)
+    for m, t in enumerate(ex.targets):
+        ax.hist(sims[:, m], bins=bins, histtype="step", linewidth=1.8, label=t.name)
+    ax.set_yscale("log")
+    ax.set_xlabel("similarity to the target (1 - distance); higher is selected first")
+    ax.set_ylabel("pool documents")
+    ax.set_title(f"pool scores per target ({ex.pool:,} documents, weighting {ex.spec.weighting})", loc="left",
+                 fontsize=10)
+    ax.legend(frameon=False)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

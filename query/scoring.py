@@ -1,0 +1,297 @@
+"""Exact scoring of stored codes against one or many target profiles.
+
+A document's score against a target is a table lookup summed over its codes
+(DESIGN.md section 2): ``sum over selected layers l, over its first top_k codes
+c of layer l, of P[l, c]``. The pool is far larger than memory and every
+document must be scored, so this is a streaming scan and the work per code is
+what decides the speed.
+
+Several targets are scored in one pass: the table is laid out ``[layer, neuron,
+target]`` so a code fetches one contiguous row holding every target's weight.
+With one target the kernel keeps four scalar running sums (independent chains
+hide the latency of floating-point adds). With several, rows are padded to a
+multiple of eight and each code costs a single eight-lane vector add, so up to
+eight targets cost about what one does. Numba leaves LLVM's SLP vectorizer off
+and, without fastmath, will not vectorize these sums itself, hence the small
+intrinsic that spells the vector add out.
+
+Exactness: within a layer sums are float32 (at most ``top_k`` terms), across
+layers float64. Integer tables, as the paper's count weighting gives, are summed
+exactly as long as each layer's sum stays below 2**24; float tables agree with
+a float64 reference to float32 rounding, so ties, and therefore rankings, come
+out the same as in :func:`numpy_gather`.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+LANES = 8        # float32 lanes of one AVX2 vector: targets that share one add
+BLOCK_DOCS = 16  # documents scored layer by layer, so one layer's rows stay in cache
+
+
+@intrinsic
+def _add_layer(typingctx, acc, rows, codes):
+    """``acc[:LANES] += rows[codes].sum(0)``, the layer sum in one vector register.
+
+    ``rows`` is one layer's ``[N, LANES]`` slice of the table, ``acc`` a float64
+    slice of the document's running sums. Rows are added four at a time so that
+    consecutive adds do not wait on each other; the layer sum is then widened to
+    float64. Codes must already be known to be < N.
+    """
+    sig = types.void(acc, rows, codes)
+
+    def codegen(context, builder, sig, args):
+        acc_t, rows_t, codes_t = sig.args
+        acc_a = context.make_array(acc_t)(context, builder, args[0])
+        rows_a = context.make_array(rows_t)(context, builder, args[1])
+        codes_a = context.make_array(codes_t)(context, builder, args[2])
+        intp = context.get_value_type(types.intp)
+        byte_p = ir.IntType(8).as_pointer()
+        f32x = ir.VectorType(ir.FloatType(), LANES)
+        f64x = ir.VectorType(ir.DoubleType(), LANES)
+
+        n = builder.extract_value(codes_a.shape, 0)
+        code_stride = builder.extract_value(codes_a.strides, 0)
+        row_stride = builder.extract_value(rows_a.strides, 0)
+        code_base = builder.bitcast(codes_a.data, byte_p)
+        row_base = builder.bitcast(rows_a.data, byte_p)
+        total = cgutils.alloca_once_value(builder, ir.Constant(f32x, None))
+
+        def row(i):
+            ptr = builder.gep(code_base, [builder.mul(i, code_stride)])
+            code = builder.load(builder.bitcast(ptr, ir.IntType(16).as_pointer()))
+            ptr = builder.gep(row_base, [builder.mul(builder.zext(code, intp), row_stride)])
+            return builder.load(builder.bitcast(ptr, f32x.as_pointer()), align=4)
+
+        four = ir.Constant(intp, 4)
+        groups = builder.udiv(n, four)
+        with cgutils.for_range(builder, groups) as loop:
+            i = builder.mul(loop.index, four)
+            r = [row(builder.add(i, ir.Constant(intp, u))) for u in range(4)]
+            quad = builder.fadd(builder.fadd(r[0], r[1]), builder.fadd(r[2], r[3]))
+            builder.store(builder.fadd(builder.load(total), quad), total)
+        with cgutils.for_range(builder, builder.urem(n, four)) as loop:
+            i = builder.add(builder.mul(groups, four), loop.index)
+            builder.store(builder.fadd(builder.load(total), row(i)), total)
+
+        acc_p = builder.bitcast(acc_a.data, f64x.as_pointer())
+        widened = builder.fpext(builder.load(total), f64x)
+        builder.store(builder.fadd(builder.load(acc_p, align=8), widened), acc_p, align=8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(inline="always")
+def _max_code(doc):
+    """The largest of a document's codes, all layers and all K of them.
+
+    Checked before a document is scored so that the kernels never index the
+    table out of bounds; the codes are contiguous, so this vectorizes and costs
+    little next to the lookups.
+    """
+    top = doc[0]
+    for i in range(1, doc.shape[0]):
+        top = max(top, doc[i])
+    return top
+
+
+@njit(parallel=True, nogil=True, fastmath=False, cache=True)
+def _score_one(codes, table, layers, top_k, out):
+    """One target: ``table`` is ``[L_sel, N]``, ``out`` is ``[n]``.
+
+    Returns the largest code seen; documents with a code >= N are not scored.
+    """
+    flat = codes.reshape(codes.shape[0], -1)
+    neurons = table.shape[1]
+    top = 0
+    for d in prange(codes.shape[0]):
+        seen = _max_code(flat[d])
+        top = max(top, seen)
+        if seen >= neurons:
+            continue
+        total = 0.0
+        for j in range(layers.shape[0]):
+            row = table[j]
+            c = codes[d, layers[j]]
+            a0 = a1 = a2 = a3 = np.float32(0.0)
+            k = 0
+            while k + 4 <= top_k:
+                a0 += row[c[k]]
+                a1 += row[c[k + 1]]
+                a2 += row[c[k + 2]]
+                a3 += row[c[k + 3]]
+                k += 4
+            while k < top_k:
+                a0 += row[c[k]]
+                k += 1
+            total += np.float64((a0 + a1) + (a2 + a3))
+        out[d] = total
+    return top
+
+
+@njit(parallel=True, nogil=True, fastmath=False, cache=True)
+def _score_lanes(codes, table, layers, top_k, out):
+    """Several targets: ``table`` is ``[L_sel, N, W]`` with W a multiple of LANES.
+
+    Documents go in blocks, layer by layer inside a block, so that one layer's
+    slice of the table (N * W * 4 bytes) is what stays hot, not all of it.
+    Returns the largest code seen; documents with a code >= N are not scored.
+    """
+    n = codes.shape[0]
+    flat = codes.reshape(n, -1)
+    neurons = table.shape[1]
+    width = table.shape[2]
+    top = 0
+    for b in prange((n + BLOCK_DOCS - 1) // BLOCK_DOCS):
+        start = b * BLOCK_DOCS
+        stop = min(n, start + BLOCK_DOCS)
+        seen = 0
+        for d in range(start, stop):
+            seen = max(seen, _max_code(flat[d]))
+        top = max(top, seen)
+        if seen >= neurons:
+            continue
+        acc = np.zeros((stop - start, width), np.float64)
+        for j in range(layers.shape[0]):
+            layer = layers[j]
+            for lane in range(0, width, LANES):
+                rows = table[j, :, lane:lane + LANES]
+                for d in range(start, stop):
+                    _add_layer(acc[d - start, lane:lane + LANES], rows, codes[d, layer, :top_k])
+        for d in range(start, stop):
+            for m in range(out.shape[1]):
+                out[d, m] = acc[d - start, m]
+    return top
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A validated table and layer list, laid out for the kernels once per query."""
+
+    table: np.ndarray     # [L_sel, N] for one target, else [L_sel, N, W]
+    layers: np.ndarray    # int64 [L_sel]
+    top_k: int
+    targets: int
+    neurons: int
+
+    @classmethod
+    def make(cls, table: np.ndarray, layers, top_k: int) -> "_Plan":
+        if not isinstance(table, np.ndarray) or table.dtype != np.float32 or table.ndim != 3:
+            raise ValueError(f"table must be a float32 array [layers, neurons, targets], got "
+                             f"{_describe(table)}")
+        if not table.flags.c_contiguous:
+            raise ValueError("table must be C-contiguous")
+        n_sel, neurons, targets = table.shape
+        if n_sel == 0 or neurons == 0 or targets == 0:
+            raise ValueError(f"table must not be empty, got shape {table.shape}")
+        if neurons > 65536:
+            raise ValueError(f"table has {neurons} neurons; uint16 codes address at most 65536")
+        layers = np.asarray(layers)
+        if layers.ndim != 1 or not np.issubdtype(layers.dtype, np.integer):
+            raise ValueError(f"layers must be a 1-D integer array, got {_describe(layers)}")
+        if len(layers) != n_sel:
+            raise ValueError(f"layers has {len(layers)} entries but the table has {n_sel} layers")
+        if not isinstance(top_k, (int, np.integer)) or top_k < 1:
+            raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+        if targets == 1:
+            laid_out = table.reshape(n_sel, neurons)
+        else:
+            width = -(-targets // LANES) * LANES
+            laid_out = np.zeros((n_sel, neurons, width), np.float32)
+            laid_out[:, :, :targets] = table
+        return cls(laid_out, layers.astype(np.int64), int(top_k), targets, neurons)
+
+    def check(self, codes: np.ndarray) -> None:
+        if not isinstance(codes, np.ndarray) or codes.dtype != np.uint16 or codes.ndim != 3:
+            raise ValueError(f"codes must be a uint16 array [docs, layers, K], got {_describe(codes)}")
+        if not codes.flags.c_contiguous:
+            raise ValueError("codes must be C-contiguous")
+        _, n_layers, k = codes.shape
+        if self.top_k > k:
+            raise ValueError(f"top_k={self.top_k} exceeds the {k} codes stored per layer")
+        if self.layers.min() < 0 or self.layers.max() >= n_layers:
+            raise ValueError(f"layers must lie in [0, {n_layers}), got {self.layers.tolist()}")
+
+    def score_into(self, codes: np.ndarray, out: np.ndarray, first_row: int = 0) -> None:
+        """Score ``codes`` (already checked) into ``out`` ``[len(codes), targets]``."""
+        if self.targets == 1:
+            top = _score_one(codes, self.table, self.layers, self.top_k, out[:, 0])
+        else:
+            top = _score_lanes(codes, self.table, self.layers, self.top_k, out)
+        if top >= self.neurons:
+            row = int(np.flatnonzero((codes >= self.neurons).any(axis=(1, 2)))[0])
+            raise ValueError(f"code {int(codes[row].max())} at row {first_row + row} is out of "
+                             f"range for a table of {self.neurons} neurons")
+
+
+def score_codes(codes: np.ndarray, table: np.ndarray, layers, top_k: int) -> np.ndarray:
+    """Score documents against ``M`` targets at once; returns float32 ``[n, M]``.
+
+    ``codes`` uint16 ``[n, L, K]``; ``table`` float32 ``[L_sel, N, M]``, one
+    weight per (selected layer, neuron, target); ``layers`` the ``L_sel`` indices
+    into the L axis of ``codes`` that the table's layers stand for; ``top_k`` how
+    many of each layer's codes (in stored, descending-impact order) count.
+    Scores are raw sums: dividing by the number of layers is the caller's.
+    """
+    plan = _Plan.make(table, layers, top_k)
+    plan.check(codes)
+    out = np.empty((len(codes), plan.targets), np.float32)
+    plan.score_into(codes, out)
+    return out
+
+
+def score_stream(chunks: Iterable[tuple[int, np.ndarray]], n: int, table: np.ndarray,
+                 layers, top_k: int) -> np.ndarray:
+    """Score a stream of ``(first_row, codes)`` chunks covering rows ``[0, n)`` in order.
+
+    This is the whole-pool scan (``CodeStore.iter_codes`` yields such chunks):
+    only two chunks are held at a time, and the next one is read in a background
+    thread while the numba kernel, which releases the GIL, scores the current
+    one, so reading and scoring overlap instead of adding up.
+    """
+    plan = _Plan.make(table, layers, top_k)
+    out = np.empty((n, plan.targets), np.float32)
+    it = iter(chunks)
+    expected = 0
+    with ThreadPoolExecutor(1) as reader:
+        pending = reader.submit(next, it, None)
+        while (item := pending.result()) is not None:
+            pending = reader.submit(next, it, None)
+            first_row, codes = item
+            if first_row != expected:
+                raise ValueError(f"chunk starts at row {first_row}, expected {expected}: "
+                                 "chunks must be contiguous and in order")
+            if first_row + len(codes) > n:
+                raise ValueError(f"chunk at row {first_row} with {len(codes)} rows runs past n={n}")
+            plan.check(codes)
+            plan.score_into(codes, out[first_row:first_row + len(codes)], first_row)
+            expected = first_row + len(codes)
+    if expected != n:
+        raise ValueError(f"chunks covered {expected} rows, expected n={n}")
+    return out
+
+
+def numpy_gather(codes: np.ndarray, table: np.ndarray, layers, top_k: int) -> np.ndarray:
+    """The same scores by plain NumPy fancy indexing: the reference and the baseline.
+
+    Sums in float64 so that it is a fair reference for float tables too.
+    """
+    out = np.zeros((len(codes), table.shape[2]), np.float64)
+    for j, layer in enumerate(layers):
+        out += table[j][codes[:, layer, :top_k]].sum(axis=1, dtype=np.float64)
+    return out.astype(np.float32)
+
+
+def _describe(x) -> str:
+    if isinstance(x, np.ndarray):
+        return f"{x.dtype} array of shape {x.shape}"
+    return type(x).__name__

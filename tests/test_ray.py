@@ -1,0 +1,59 @@
+"""``--engine ray``: the same index and the same selections as the local engine."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from test_build import build, run, snapshot
+
+QUERIES = [("-k", "10"), ("-k", "25", "--dedup"), ("--tokens", "900"), ("--fraction", "0.3", "--layers", "last"),
+           ("-k", "1000")]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.ray
+def test_ray_build_equals_local_build(cluster, tiny_model, demo, tmp_path):
+    local, distributed = tmp_path / "local", tmp_path / "ray"
+    build(tiny_model, demo / "corpus", local, "--window", "8")
+    build(tiny_model, demo / "corpus", distributed, "--window", "8", "--engine", "ray")
+    a, b = snapshot(local), snapshot(distributed)
+    assert a["ids"] == b["ids"] and a["tokens"] == b["tokens"]
+    np.testing.assert_array_equal(a["codes"], b["codes"])
+
+
+@pytest.mark.ray
+def test_ray_query_equals_local_query(cluster, tiny_model, demo, tmp_path):
+    index = tmp_path / "i"
+    for i in range(3):
+        build(tiny_model, demo / "corpus", index, "--shard", f"{i}/3")
+    run("merge", index)
+    for args in QUERIES:
+        local = run("query", demo / "targets.jsonl", "-i", index, *args).stdout
+        assert run("query", demo / "targets.jsonl", "-i", index, *args, "--engine", "ray").stdout == local, args
+
+
+@pytest.mark.ray
+def test_bad_records_are_reported_as_in_a_local_build(cluster, tiny_model, tmp_path):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"id": "a0", "text": "cell energy"}\n{"id": "a1", "text": "flour water"}\n{broken\n'
+                      '{"id": "a0", "text": "again"}\n')
+    result = build(tiny_model, corpus, tmp_path / "i", "--engine", "ray", ok=False)
+    assert result.exit_code != 0 and "c.jsonl, line 3: malformed JSON" in result.output
+    assert "Traceback" not in result.output
+    result = build(tiny_model, corpus, tmp_path / "skipping", "--engine", "ray", "--skip-bad")
+    assert "skipped 2 bad records" in result.output and "line 4: duplicate id 'a0'" in result.output
+
+
+def test_ray_engine_without_ray_says_how_to_install_it(tiny_model, demo, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    result = build(tiny_model, demo / "corpus", tmp_path / "i", "--engine", "ray", ok=False)
+    assert result.exit_code != 0 and "pip install 'nagindex[ray]'" in result.output
