@@ -13,7 +13,6 @@ import hashlib
 import importlib.metadata
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import torch
 from .atomic import atomic_path, write_json
 from .errors import NagindexError
 from .neurons import Layout, layout_for
+from .settings import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +64,6 @@ class Backbone:
     @property
     def config(self):
         return self.model.config
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("NAGINDEX_CACHE") or Path.home() / ".cache" / "nagindex")
 
 
 def default_gguf() -> Path:

@@ -12,7 +12,7 @@ import click
 
 from .cluster import ENGINES
 from .errors import NagindexError
-from .extract import DEFAULT_MAX_LENGTH, DEFAULT_TOP_K
+from .settings import DEFAULT_MAX_LENGTH, DEFAULT_TOP_K
 from .index import DEFAULT_NAME, ENV_VAR, default_index_path
 from .neurons import DEFAULT_TYPE, NEURON_TYPES
 from .sketch import DEFAULT_DIM, DEFAULT_FAISS
@@ -133,7 +133,7 @@ def build(corpus, index, model, neuron_types, top_k, max_length, text_field, id_
     the same command resumes where it stopped.
     """
     from indexer.build import BuildOptions, build as run_build
-    from .extract import ExtractSettings
+    from .settings import ExtractSettings
     from .neurons import parse_types
 
     options = BuildOptions(

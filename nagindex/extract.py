@@ -19,26 +19,8 @@ import numpy as np
 import torch
 
 from .backbone import Backbone
-from .neurons import DEFAULT_TYPE, parse_types
-
-DEFAULT_TOP_K = 20
-DEFAULT_MAX_LENGTH = 120
-
-
-@dataclass(frozen=True)
-class ExtractSettings:
-    """Everything that changes the NAG of a text; recorded in the manifest."""
-
-    neuron_types: tuple[str, ...] = (DEFAULT_TYPE,)
-    top_k: int = DEFAULT_TOP_K
-    max_length: int = DEFAULT_MAX_LENGTH
-
-    def as_dict(self) -> dict:
-        return {"neuron_types": list(self.neuron_types), "top_k": self.top_k, "max_length": self.max_length}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ExtractSettings":
-        return cls(tuple(d["neuron_types"]), int(d["top_k"]), int(d["max_length"]))
+from .neurons import parse_types
+from .settings import ExtractSettings
 
 
 @dataclass

@@ -17,11 +17,10 @@ from functools import cached_property
 import numpy as np
 import pyarrow as pa
 
-from nagindex.backbone import load_backbone
 from nagindex.cluster import check_engine
 from nagindex.corpus import fetch_texts, fetch_values
 from nagindex.errors import IndexStateError, NagindexError
-from nagindex.extract import ExtractSettings, Extractor
+from nagindex.settings import ExtractSettings
 from nagindex.index import Index
 
 from .budget import Budget
@@ -55,8 +54,14 @@ class Selector:
         self.ray_address = ray_address
 
     @cached_property
-    def extractor(self) -> Extractor:
-        """The index's own backbone and settings: targets must be seen as the pool was."""
+    def extractor(self):
+        """The index's own backbone and settings: targets must be seen as the pool was.
+
+        Imported here: a query whose target NAGs are cached never needs torch.
+        """
+        from nagindex.backbone import load_backbone
+        from nagindex.extract import Extractor
+
         recorded = self.index.backbone
         backbone = load_backbone(self.model or recorded["name"], self.device)
         if backbone.identity.sha256 != recorded["sha256"]:

@@ -13,11 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from nagindex.backbone import cache_dir
+from nagindex.settings import cache_dir
 from nagindex.corpus import find_files, read_records
 from nagindex.errors import InputError
 

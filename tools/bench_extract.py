@@ -22,7 +22,6 @@ import argparse
 import random
 import time
 
-import numpy as np
 import torch
 
 from nagindex.backbone import load_backbone
