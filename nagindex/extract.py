@@ -76,14 +76,24 @@ class Extractor:
 
     def extract_ids(self, ids: Sequence[Sequence[int]]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """NAGs of pre-tokenized texts, batched by length, returned in input order."""
-        n, L, K = len(ids), self.num_layers, self.settings.top_k
-        codes = {t: np.zeros((n, L, K), np.uint16) for t in self.neurons}
-        impacts = {t: np.zeros((n, L, K), np.float32) for t in self.neurons}
+        # Results stay on the device until the end: copying them back batch by
+        # batch would make the host wait for every batch instead of queueing the next.
+        order, found = [], {t: ([], []) for t in self.neurons}
         for batch in self.batches(ids):
-            c, v = self._run([ids[i] for i in batch])
-            for t in self.neurons:
-                codes[t][batch] = c[t]
-                impacts[t][batch] = v[t]
+            top = self._run([ids[i] for i in batch])
+            order.append(batch)
+            for t, (indices, values) in top.items():
+                found[t][0].append(indices)
+                found[t][1].append(values)
+        where = np.argsort(np.concatenate(order)) if order else np.zeros(0, np.int64)
+        codes, impacts = {}, {}
+        for t, (indices, values) in found.items():
+            if not order:
+                shape = (0, self.num_layers, self.settings.top_k)
+                codes[t], impacts[t] = np.zeros(shape, np.uint16), np.zeros(shape, np.float32)
+                continue
+            codes[t] = torch.cat(indices).cpu().numpy().astype(np.uint16)[where]
+            impacts[t] = torch.cat(values).cpu().numpy()[where]
         return codes, impacts
 
     def batches(self, ids: Sequence[Sequence[int]]) -> Iterator[np.ndarray]:
@@ -100,17 +110,22 @@ class Extractor:
     def pad(self, ids: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """A right-padded batch on the backbone's device: ``(input_ids, attention_mask)``."""
         B, T = len(ids), max(1, max(len(i) for i in ids))
-        input_ids = torch.full((B, T), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((B, T), dtype=torch.long)
+        input_ids = np.full((B, T), self.pad_id, dtype=np.int64)
+        mask = np.zeros((B, T), dtype=np.int64)
         for row, seq in enumerate(ids):
-            input_ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+            input_ids[row, : len(seq)] = seq
             mask[row, : len(seq)] = 1
-        return input_ids.to(self.backbone.device), mask.to(self.backbone.device)
+        dev = self.backbone.device
+        if dev.type == "cuda":
+            return (torch.from_numpy(input_ids).pin_memory().to(dev, non_blocking=True),
+                    torch.from_numpy(mask).pin_memory().to(dev, non_blocking=True))
+        return torch.from_numpy(input_ids), torch.from_numpy(mask)
 
     # -- the forward pass -----------------------------------------------------
 
     @torch.inference_mode()
-    def _run(self, ids: list[Sequence[int]]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    def _run(self, ids: list[Sequence[int]]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Per type, the top-K ``(indices, impacts)`` of one batch, left on the device."""
         dev = self.backbone.device
         B = len(ids)
         input_ids, mask = self.pad(ids)
@@ -125,12 +140,8 @@ class Extractor:
         finally:
             for h in handles:
                 h.remove()
-        codes, values = {}, {}
-        for t, imp in impact.items():
-            top = imp.topk(self.settings.top_k, dim=-1, sorted=True)
-            codes[t] = top.indices.to(torch.int32).cpu().numpy().astype(np.uint16)
-            values[t] = top.values.cpu().numpy()
-        return codes, values
+        tops = {t: imp.topk(self.settings.top_k, dim=-1, sorted=True) for t, imp in impact.items()}
+        return {t: (top.indices, top.values) for t, top in tops.items()}
 
     def _hooks(self, weights: torch.Tensor, impact: dict[str, torch.Tensor]):
         layout = self.backbone.layout

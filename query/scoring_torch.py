@@ -1,0 +1,50 @@
+"""Exact scoring on a GPU: the same sums as ``query.scoring``, with torch.
+
+On a GPU the table lookup is an ``embedding_bag`` in sum mode: each document is
+a bag of its ``L_sel x K'`` slot ids, each slot a row of M target weights. The
+codes still stream from disk in chunks, read in a background thread while the
+device scores the previous chunk, so the scan runs at the speed of reading.
+Integer tables (the paper's counts) are summed exactly here too, in float32.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable
+
+import numpy as np
+
+
+def cuda_available() -> bool:
+    """Whether a CUDA device can be used, without importing torch where no driver is loaded."""
+    if not os.path.exists("/proc/driver/nvidia"):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def score_stream_torch(chunks: Iterable[tuple[int, np.ndarray]], n: int, table: np.ndarray, layers,
+                       top_k: int, device: str = "cuda") -> np.ndarray:
+    """``query.scoring.score_stream`` on a torch device; returns float32 ``[n, M]``."""
+    import torch
+    import torch.nn.functional as F
+
+    dev = torch.device(device)
+    n_sel, neurons, targets = table.shape
+    weights = torch.from_numpy(np.ascontiguousarray(table.reshape(n_sel * neurons, targets))).to(dev)
+    layers_t = torch.as_tensor(np.asarray(layers, dtype=np.int64), device=dev)
+    offsets = (torch.arange(n_sel, device=dev, dtype=torch.int64) * neurons).view(1, n_sel, 1)
+    out = torch.empty((n, targets), dtype=torch.float32, device=dev)
+    it = iter(chunks)
+    with torch.inference_mode(), ThreadPoolExecutor(1) as reader:
+        pending = reader.submit(next, it, None)
+        while (item := pending.result()) is not None:
+            pending = reader.submit(next, it, None)
+            first, codes = item
+            c = torch.from_numpy(codes.astype(np.int32, copy=False)).to(dev, non_blocking=True)
+            picked = c.index_select(1, layers_t)[:, :, :top_k].long()
+            if picked.numel() and int(picked.max()) >= neurons:
+                raise ValueError(f"a code in rows {first}..{first + len(codes) - 1} is out of range for {neurons} neurons")
+            out[first:first + len(codes)] = F.embedding_bag((picked + offsets).reshape(len(codes), -1), weights, mode="sum")
+    return out.cpu().numpy()
