@@ -13,8 +13,8 @@ is held out for the loss, the others build the profile.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -50,12 +50,14 @@ def split_targets(targets: Targets) -> tuple[Targets, Targets]:
 Neurons = dict[int, np.ndarray]   # layer -> NAG neuron ids of the chosen type
 
 
-def nag_neurons(counts: np.ndarray, layers: Sequence[int], per_layer: int) -> Neurons:
-    """Per layer, the ``per_layer`` neurons most frequent in the target's NAGs (ties: lower id).
+def nag_neurons(weights: np.ndarray, layers: Sequence[int], per_layer: int) -> Neurons:
+    """Per layer, the ``per_layer`` neurons of highest profile weight (ties: lower id).
 
-    ``counts`` is ``[len(layers), N]``, as in ``Profiles.counts``.
+    ``weights`` is one target's ``[len(layers), N]`` from ``Profiles.weights()``;
+    under the paper's weighting these are the neurons most frequent in the
+    target's NAGs, the paper's choice.
     """
-    top = np.argsort(-counts, axis=1, kind="stable")[:, :per_layer]
+    top = np.argsort(-weights, axis=1, kind="stable")[:, :per_layer]
     return {int(layer): row for layer, row in zip(layers, top)}
 
 
@@ -134,6 +136,7 @@ class Ablation:
     held_out: int
     control: str              # where the control text came from
     neuron_type: str
+    weighting: str            # the profile weighting the neurons were chosen by
     layers: int
     width: int                # neurons of the type in one layer
     per_layer: int            # neurons zeroed in each layer
@@ -145,11 +148,15 @@ def ablate(selector: Selector, targets: Targets, spec: ScoreSpec = ScoreSpec(), 
            seeds: int = 3, control_texts: list[str] | None = None, control_docs: int = 32) -> list[Ablation]:
     """Zero each target's NAG neurons, then random ones, and measure the loss on held-out and control text.
 
-    Without ``control_texts``, each target's control is the pool documents
-    least similar to it: text the target's neurons should matter little for.
+    The neurons are those of highest weight in the target's profile under
+    ``spec``: the most frequent under the paper's weighting, the most
+    characteristic of the target against the pool under ``idf``. Without
+    ``control_texts``, each target's control is the pool documents least
+    similar to it: text the target's neurons should matter little for.
     """
     profile_part, held_out = split_targets(targets)
     profiles = selector.profiles(profile_part, spec)
+    weights = profiles.weights()
     extractor = Extractor(selector.extractor.backbone, selector.extractor.settings, LOSS_TOKEN_BUDGET)
     width = selector.index.neurons[spec.neuron_type]
     per_layer = per_layer or profiles.top_k
@@ -167,18 +174,15 @@ def ablate(selector: Selector, targets: Targets, spec: ScoreSpec = ScoreSpec(), 
         else:
             control, where = control_texts, f"{len(control_texts)} given texts"
 
-        def losses() -> tuple[float, float]:
-            return lm_loss(extractor, tested), lm_loss(extractor, control)
-
-        chosen = nag_neurons(profiles.counts[m], profiles.layers, per_layer)
-        none = losses()
+        chosen = nag_neurons(weights[m], profiles.layers, per_layer)
+        none = _losses(extractor, tested, control)
         with zeroed(extractor, spec.neuron_type, chosen) as chans:
-            nag = losses()
+            nag = _losses(extractor, tested, control)
         rand = []
         for seed in range(seeds):
             with zeroed(extractor, spec.neuron_type, random_neurons(width, chosen, np.random.default_rng(seed))):
-                rand.append(losses())
-        out.append(Ablation(name, int(profiles.examples[m]), len(tested), where, spec.neuron_type,
+                rand.append(_losses(extractor, tested, control))
+        out.append(Ablation(name, int(profiles.examples[m]), len(tested), where, spec.neuron_type, spec.weighting,
                             len(profiles.layers), width, per_layer, sum(len(c) for c in chans.values()), [
                                 Row("none", [none[0]], [none[1]]),
                                 Row("NAG neurons", [nag[0]], [nag[1]]),
@@ -186,13 +190,18 @@ def ablate(selector: Selector, targets: Targets, spec: ScoreSpec = ScoreSpec(), 
     return out
 
 
+def _losses(extractor: Extractor, tested: list[str], control: list[str]) -> tuple[float, float]:
+    return lm_loss(extractor, tested), lm_loss(extractor, control)
+
+
 def format_table(result: Ablation) -> str:
     """One target's table: rows none / NAG neurons / random, losses and their change against none."""
     r = result
-    lines = [f"{r.target}: profile from {r.profile_examples} examples, loss on {r.held_out} held-out examples "
-             f"(every second one); control: {r.control}",
-             f"zeroed per run: {r.per_layer} of the {r.width:,} {r.neuron_type} neurons in each of {r.layers} layers "
-             f"({r.per_layer / r.width:.2%} of them; {r.channels:,} output channels)",
+    lines = [(f"{r.target}: profile from {r.profile_examples} examples, loss on {r.held_out} held-out examples "
+              f"(every second one); control: {r.control}"),
+             (f"zeroed per run: {r.per_layer} of the {r.width:,} {r.neuron_type} neurons in each of {r.layers} layers "
+              f"({r.per_layer / r.width:.2%} of them; {r.channels:,} output channels), "
+              f"the NAG ones by highest {r.weighting} weight"),
              f"{'':<18}{'target loss':>16}{'change':>10}{'control loss':>16}{'change':>10}"]
     base_t, base_c = r.rows[0].target[0], r.rows[0].control[0]
     for row in r.rows:

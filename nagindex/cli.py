@@ -119,7 +119,7 @@ def main(verbose: bool):
 @click.option("--token-budget", type=int, default=None, help="Tokens per batch (batch size x longest text) [default: 4096 on CPU, 65536 on CUDA].")
 @click.option("--window", default=1024, show_default=True, help="Documents per resumable step.")
 @click.option("--impacts", is_flag=True, help="Also store the impact values (float16) beside the codes.")
-@click.option("--faiss", "faiss_spec", default=DEFAULT_FAISS, show_default=True, help="FAISS index_factory string for the per-document vectors, e.g. IVF4096,PQ32 for 10^8 documents.")
+@click.option("--faiss", "faiss_spec", default=DEFAULT_FAISS, show_default=True, help="FAISS index_factory string for the per-document vectors, e.g. IVF4096,PQ512x4fs for 10^8 documents.")
 @click.option("--sketch-dim", default=DEFAULT_DIM, show_default=True, help="Length of each document's FAISS vector.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_engine_options("a Ray Data pipeline with one backbone replica per GPU, or per node without GPUs")
@@ -167,15 +167,19 @@ def build(corpus, index, model, neuron_types, top_k, max_length, text_field, id_
 @click.option("--weight", "weights", multiple=True, metavar="TARGET=W", help="Relative budget of a target (repeatable) [default: equal].")
 @click.option("--search", type=click.Choice(["auto", "exact", "approx"]), default="auto", show_default=True,
               help="exact: scan every code; approx: FAISS candidates re-scored exactly; auto: by k against the pool.")
+@click.option("--oversample", type=click.IntRange(min=1), default=None,
+              help="approx: FAISS candidates per selected document, per target and shard [default: 10].")
+@click.option("--nprobe", type=click.IntRange(min=1), default=None,
+              help="approx over an IVF index: lists each search visits [default: 64, or enough for twice the candidates].")
 @_score_options
 @click.option("--quality-field", default=None, help="Numeric corpus field combined with the distance (min-max normalised sum).")
 @click.option("--invert-quality", is_flag=True, help="Lower quality values are better (e.g. perplexity).")
 @_target_options
 @_engine_options("one Ray task per shard, merged exactly (the index must be on a file system all workers see)")
 @_errors
-def query(targets, index, documents, tokens, fraction, output, fmt, with_text, dedup, weights, search, layers, top_k,
-          neuron_type, power, weighting, quality_field, invert_quality, text_field, target_field, device, engine,
-          ray_address):
+def query(targets, index, documents, tokens, fraction, output, fmt, with_text, dedup, weights, search, oversample, nprobe,
+          layers, top_k, neuron_type, power, weighting, quality_field, invert_quality, text_field, target_field, device,
+          engine, ray_address):
     """Rank the index against TARGETS and write the selected documents.
 
     TARGETS are JSONL or Parquet files (or directories, globs) with one target
@@ -183,6 +187,7 @@ def query(targets, index, documents, tokens, fraction, output, fmt, with_text, d
     the multi-target case: each task gets an equal share of the budget.
     """
     from query import Budget, Selector, read_targets, write_selection
+    from query.approx import DEFAULT_OVERSAMPLE
     from query.budget import parse_size
 
     if documents is tokens is fraction is None:
@@ -194,7 +199,8 @@ def query(targets, index, documents, tokens, fraction, output, fmt, with_text, d
     parsed = read_targets(list(targets), text_field, target_field)
     quality = selector.quality(quality_field, higher_is_better=not invert_quality) if quality_field else None
     result = selector.select(parsed, budget, spec, search=search, dedup=dedup, weights=_weights(weights),
-                             quality=quality, with_text=with_text)
+                             quality=quality, with_text=with_text, oversample=oversample or DEFAULT_OVERSAMPLE,
+                             nprobe=nprobe)
     write_selection(result.table, output, fmt)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
@@ -265,8 +271,13 @@ def info(index, as_json):
 @_errors
 def explain(targets, index, layers, top_k, neuron_type, power, weighting, neurons, documents, plot, as_json,
             text_field, target_field, device):
-    """Explain how TARGETS rank the pool: profile concentration, characteristic
-    neurons, overlap between targets, and documents along each ranking."""
+    """Show why TARGETS rank the pool as they do.
+
+    Per target: how concentrated its profile is in each layer, its strongest
+    and its most distinctive neurons, and pool documents from the top, the
+    middle and the bottom of its ranking; between targets: how much their
+    profiles overlap.
+    """
     from query import Selector, read_targets
     from query.explain import explain as run_explain, format_text, plot as draw
 
@@ -289,25 +300,29 @@ def explain(targets, index, layers, top_k, neuron_type, power, weighting, neuron
 @click.option("--neuron-type", default=None, help="Neuron type among those the index holds [default: the first].")
 @click.option("--layers", default="all", show_default=True, help="Layers whose neurons are zeroed: all, last, 0-14, ...")
 @click.option("--per-layer", type=int, default=None, help="Neurons zeroed in each layer [default: the index's K].")
+@click.option("--weighting", type=click.Choice(["paper", "idf"]), default="paper", show_default=True,
+              help="Which neurons: paper: the most frequent in the target's NAGs; idf: the most frequent relative to the pool.")
 @click.option("--seeds", default=3, show_default=True, help="Draws of random neurons to compare with.")
 @click.option("--control", "control", default=None, help="File of control texts (JSONL/Parquet/txt) [default: the pool documents least similar to each target].")
 @click.option("--control-docs", default=32, show_default=True, help="Pool documents used as control text.")
 @_target_options
 @_errors
-def ablate(targets, index, neuron_type, layers, per_layer, seeds, control, control_docs, text_field, target_field,
-           device):
-    """Zero each target's most frequent NAG neurons and measure the language-model
-    loss on held-out target examples and on control text, against random neurons.
+def ablate(targets, index, neuron_type, layers, per_layer, weighting, seeds, control, control_docs, text_field,
+           target_field, device):
+    """Zero each target's NAG neurons and measure the loss.
 
-    Every second example of each task is held out for the loss; the others
-    choose the neurons.
+    Per layer, the target's most frequent NAG neurons (with --weighting idf,
+    its most characteristic ones) are zeroed, and the language-model loss is
+    measured on held-out target examples and on control text, against zeroing
+    as many random neurons. Every second example of each task is held out for
+    the loss; the others choose the neurons.
     """
     from query import Selector, read_targets
 
     from .ablate import ablate as run_ablate, format_table
 
     selector = Selector(index or default_index_path(), device=device)
-    spec = _spec(selector.index, layers, None, neuron_type, 1.0, "paper")
+    spec = _spec(selector.index, layers, None, neuron_type, 1.0, weighting)
     control_texts = read_targets(control, text_field).texts if control else None
     results = run_ablate(selector, read_targets(list(targets), text_field, target_field), spec, per_layer=per_layer,
                          seeds=seeds, control_texts=control_texts, control_docs=control_docs)

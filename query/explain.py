@@ -47,6 +47,8 @@ class TargetReport:
     examples: int
     top_share: list[float]      # per layer: weight held by the K heaviest neurons
     entropy: list[float]        # per layer: entropy of the weights, in bits
+    generic_share: float        # weight on slots in at least half of the pool's NAGs (mean over layers)
+    tied: int                   # slots sharing the highest weight
     strongest: list[Neuron]     # by weight
     support: int                # examples a slot must be in to count as distinctive
     distinctive: list[Neuron]   # by lift, among slots with enough support
@@ -91,19 +93,21 @@ def explain(selector: Selector, targets: Targets, spec: ScoreSpec = ScoreSpec(),
         p = np.where(w > 0, w, 1.0)
         entropy = -(w * np.log2(p)).sum(1)
         lift = target_share / smoothed
-
-        def slots(order: list[tuple[int, int]]) -> list[Neuron]:
-            return [Neuron(int(profiles.layers[l]), n, float(w[l, n]), float(target_share[l, n]),
-                           float(pool_share[l, n]), float(lift[l, n])) for l, n in order]
+        columns = np.stack([w, target_share, pool_share, lift])   # the fields of a Neuron, per slot
 
         # A slot seen in one example of many is noise, however rare in the pool.
         support = max(1, int(np.ceil(profiles.examples[m] / 4)))
-        strongest = slots(_top_slots(w, lift, neurons))
-        distinctive = slots(_top_slots(np.where(profiles.counts[m] >= support, lift, 0), w, neurons))
+        # Ties (common: weights are counts) go to the slots most common in the
+        # pool, so that this list and the distinctive one show both sides.
+        strongest = _neurons(_top_slots(w, -lift, neurons), profiles.layers, columns)
+        distinctive = _neurons(_top_slots(np.where(profiles.counts[m] >= support, lift, 0), w, neurons),
+                               profiles.layers, columns)
         d = distances[:, m]
         quantiles = dict(zip(("min", "p10", "p50", "p90", "max"), map(float, np.quantile(d, [0, .1, .5, .9, 1]))))
-        reports.append(TargetReport(name, int(profiles.examples[m]), heaviest.tolist(), entropy.tolist(), strongest,
-                                    support, distinctive, quantiles, _samples(selector, d, documents)))
+        generic = float((w * (pool_share >= 0.5)).sum(1).mean())
+        reports.append(TargetReport(name, int(profiles.examples[m]), heaviest.tolist(), entropy.tolist(), generic,
+                                    int((w == w.max()).sum()), strongest, support, distinctive, quantiles,
+                                    _samples(selector, d, documents)))
     flat = weights.reshape(len(weights), -1).astype(np.float64)
     jaccard = np.minimum(flat[:, None], flat[None]).sum(-1) / np.maximum(flat[:, None], flat[None]).sum(-1)
     norms = np.linalg.norm(flat, axis=1)
@@ -119,24 +123,26 @@ def _top_slots(score: np.ndarray, tie: np.ndarray, count: int) -> list[tuple[int
     return [tuple(map(int, np.unravel_index(i, score.shape))) for i in order if flat[i] > 0]
 
 
+def _neurons(slots: list[tuple[int, int]], layers: np.ndarray, columns: np.ndarray) -> list[Neuron]:
+    return [Neuron(int(layers[l]), n, *map(float, columns[:, l, n])) for l, n in slots]
+
+
 def _samples(selector: Selector, distance: np.ndarray, count: int) -> list[Document]:
     """Documents from the top, the middle and the bottom of one target's ranking."""
     n = len(distance)
     count = min(count, n)
+    if count == 0:
+        return []
     top = ranked_prefix(distance, selector.index.ids_of, count)
     bottom = ranked_prefix(-distance, selector.index.ids_of, count)[::-1]
-    lo = max(0, (n - count) // 2)
+    lo = (n - count) // 2
     middle = np.argpartition(distance, np.arange(lo, lo + count))[lo:lo + count]
-    picks = [("top", top, 1), ("middle", middle, lo + 1), ("bottom", bottom, n - count + 1)]
-    rows = np.concatenate([r for _, r, _ in picks])
-    ids = selector.index.ids_of(rows)
-    texts = iter(selector.texts(rows))
-    out, i = [], 0
-    for position, part, first_rank in picks:
-        for j, row in enumerate(part):
-            out.append(Document(position, first_rank + j, str(ids[i]), float(distance[row]), _snippet(next(texts))))
-            i += 1
-    return out
+    picked = [(position, first + j, row) for position, part, first in
+              (("top", top, 1), ("middle", middle, lo + 1), ("bottom", bottom, n - count + 1))
+              for j, row in enumerate(part)]
+    rows = np.array([row for *_, row in picked], dtype=np.int64)
+    return [Document(position, rank, str(doc_id), float(distance[row]), _snippet(text))
+            for (position, rank, row), doc_id, text in zip(picked, selector.index.ids_of(rows), selector.texts(rows))]
 
 
 def _snippet(text: str) -> str:
@@ -163,10 +169,12 @@ def format_text(ex: Explanation) -> str:
     cells = [f"{np.mean(t.top_share):.2f} / {np.mean(t.entropy):4.1f}" for t in ex.targets]
     lines.append(f"{'mean':>5}  " + "  ".join(f"{c:>{width}}" for c in cells))
     for t in ex.targets:
-        lines += ["", f"== {t.name} ({t.examples} examples)"]
-        for title, group in (("strongest neurons (highest weight)", t.strongest),
-                             (f"distinctive neurons (highest lift = target share / pool share; in at least "
-                              f"{t.support} of {t.examples} examples)", t.distinctive)):
+        lines += ["", f"== {t.name} ({t.examples} examples)",
+                  (f"  {t.generic_share:.0%} of the profile's weight is on slots in at least half of the pool's "
+                   f"NAGs; slots tied at the highest weight: {t.tied}")]
+        for title, group in (("strongest neurons (highest weight; ties: most common in the pool first)", t.strongest),
+                             ((f"distinctive neurons (highest lift = target share / pool share; in at least "
+                               f"{t.support} of {t.examples} examples)"), t.distinctive)):
             lines.append(f"  {title}:")
             lines.append("    layer  neuron  weight  in targets  in pool    lift")
             lines += [f"    {n.layer:>5}  {n.neuron:>6}  {n.weight:.4f}  {n.target_share:>10.0%}  {n.pool_share:>7.1%}"
@@ -204,10 +212,11 @@ def plot(ex: Explanation, path) -> None:
     sorted_w = np.take_along_axis(ex.weights, order[None], axis=2)
     fig = plt.figure(figsize=(11, 2.3 * M + 3.2), layout="constrained")
     grid = fig.add_gridspec(M + 1, 2, width_ratios=[40, 1], height_ratios=[1] * M + [1.25])
-    vmax = float(sorted_w.max()) or 1.0
+    # A square-root scale keeps the many small weights visible beside a few large ones (idf).
+    norm = matplotlib.colors.PowerNorm(0.5, vmin=0, vmax=float(sorted_w.max()) or 1.0)
     for m, t in enumerate(ex.targets):
         ax = fig.add_subplot(grid[m, 0])
-        image = ax.imshow(sorted_w[m], aspect="auto", interpolation="nearest", cmap="magma_r", vmin=0, vmax=vmax,
+        image = ax.imshow(sorted_w[m], aspect="auto", interpolation="nearest", cmap="magma_r", norm=norm,
                           extent=(0.5, shown + 0.5, L - 0.5, -0.5))
         ax.set_title(f"{t.name}: profile from {t.examples} examples "
                      f"(top-{ex.top_k} share {np.mean(t.top_share):.2f}, "
@@ -221,7 +230,7 @@ def plot(ex: Explanation, path) -> None:
         else:
             ax.tick_params(labelbottom=False)
     bar = fig.colorbar(image, cax=fig.add_subplot(grid[:M, 1]))
-    bar.set_label("profile weight (sums to 1 per layer)")
+    bar.set_label("profile weight (sums to 1 per layer; square-root scale)")
     ax = fig.add_subplot(grid[M, :])
     sims = 1.0 - ex.distances
     bins = np.linspace(float(sims.min()), float(sims.max()) or 1.0, 50)
@@ -232,6 +241,6 @@ def plot(ex: Explanation, path) -> None:
     ax.set_ylabel("pool documents")
     ax.set_title(f"pool scores per target ({ex.pool:,} documents, weighting {ex.spec.weighting})", loc="left",
                  fontsize=10)
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -7,8 +7,9 @@ import torch
 
 from nagindex.ablate import ablate, channels, format_table, lm_loss, nag_neurons, random_neurons, split_targets, zeroed
 from nagindex.backbone import load_backbone
-from nagindex.extract import Extractor, ExtractSettings
+from nagindex.extract import Extractor
 from nagindex.neurons import NEURON_TYPES
+from nagindex.settings import ExtractSettings
 from query import Selector, read_targets
 from query.targets import Targets
 
@@ -96,9 +97,11 @@ def test_ablation_table(tiny_model, demo, tmp_path):
     assert len(r.rows[2].target) == 2 and r.rows[1].target[0] != r.rows[0].target[0]
     table = format_table(r)
     assert "target loss" in table and "control loss" in table and "±" in table and "5 pool documents" in table
-    out = run("ablate", demo / "targets.jsonl", "-i", index, "--seeds", 1, "--per-layer", 3,
+    assert "by highest paper weight" in table
+    out = run("ablate", demo / "targets.jsonl", "-i", index, "--seeds", 1, "--per-layer", 3, "--weighting", "idf",
               "--control", demo / "targets.jsonl").output
     assert out.count("NAG neurons") == 2 and "24 given texts" in out and "3 of the 96 fwd_up" in out
+    assert "by highest idf weight" in out
 
 
 def test_selection_quality_tool_runs_end_to_end(tiny_model, tmp_path, capsys):

@@ -110,7 +110,7 @@ def test_append_adds_a_shard_and_refuses_other_settings(tiny_model, demo, tmp_pa
 def test_interrupted_build_resumes_to_the_same_index(tiny_model, tmp_path):
     from tools.demo_data import make_demo
 
-    make_demo(tmp_path / "big", docs=1500, seed=3)
+    make_demo(tmp_path / "big", docs=500, seed=3)
     corpus = tmp_path / "big" / "corpus"
     whole = tmp_path / "whole"
     build(tiny_model, corpus, whole, "--window", "4")

@@ -12,9 +12,18 @@ from query.explain import explain, format_text
 from test_build import build, run
 
 
-@pytest.fixture
-def demo_index(tiny_model, demo, tmp_path):
-    index = tmp_path / "demo.index"
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    from tools.demo_data import make_demo
+
+    path = tmp_path_factory.mktemp("demo")
+    make_demo(path, docs=60, seed=0)
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_index(tiny_model, demo):
+    index = demo / "demo.index"
     build(tiny_model, demo / "corpus", index)
     return index
 
@@ -30,6 +39,7 @@ def test_explanation_describes_each_target(demo_index, demo, weighting):
         assert len(t.top_share) == len(t.entropy) == 4
         assert all(0 < s <= 1 for s in t.top_share)
         assert all(0 <= e <= np.log2(96) + 1e-9 for e in t.entropy)
+        assert 0 <= t.generic_share <= 1 and t.tied >= 1
         assert len(t.strongest) == 5 and all(0 <= n.layer < 4 and 0 <= n.neuron < 96 for n in t.strongest)
         assert [n.weight for n in t.strongest] == sorted((n.weight for n in t.strongest), reverse=True)
         assert t.distinctive and all(n.lift > 0 and n.target_share * t.examples >= t.support for n in t.distinctive)

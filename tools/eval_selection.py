@@ -28,10 +28,12 @@ reused afterwards.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -111,7 +113,8 @@ def dsir(task: Task) -> np.ndarray:
         targets = [write(f"target-{m}.jsonl", texts) for m, texts in enumerate(task.target_texts().values())]
         model = HashedNgramDSIR([write("pool.jsonl", pool)], targets, cache_dir=str(Path(tmp) / "cache"),
                                 num_proc=1, separate_targets=True)
-        model.fit_importance_estimator(num_tokens_to_fit="all")
+        with contextlib.redirect_stderr(io.StringIO()):     # its progress bars, one per file
+            model.fit_importance_estimator(num_tokens_to_fit="all")
         return np.stack([model.importance_estimator(model.featurizer(t)) for t in pool])
 
 

@@ -116,8 +116,7 @@ def make_corpus(out: str | Path, per_label: int = 200, targets: int = 16, seed: 
         for i, (text, label) in enumerate(pool):
             f.write(json.dumps({"id": f"doc-{i:05d}", "text": text, "label": label}) + "\n")
     with open(out / "targets.jsonl", "w") as f:
-        for rec in examples:
-            f.write(json.dumps(rec) + "\n")
+        f.writelines(json.dumps(rec) + "\n" for rec in examples)
     sizes: dict[str, int] = {}
     for _, label in pool:
         sizes[label] = sizes.get(label, 0) + 1
