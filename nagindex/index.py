@@ -27,7 +27,7 @@ import numpy as np
 
 from .atomic import write_json
 from .errors import IndexStateError
-from .store import CodeStore, take_rows
+from .store import CHUNK_ROWS, CodeStore, take_rows
 
 FORMAT = "nagindex"
 FORMAT_VERSION = 1
@@ -170,7 +170,7 @@ class Index:
 
     # -- reading ---------------------------------------------------------------
 
-    def iter_codes(self, neuron_type: str, chunk_rows: int = 65536) -> Iterator[tuple[int, np.ndarray]]:
+    def iter_codes(self, neuron_type: str, chunk_rows: int = 4 * CHUNK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
         """``(global_first_row, codes)`` over all shards, in index order."""
         for shard in self.shards:
             for start, codes in shard.store.iter_codes(neuron_type, chunk_rows):
