@@ -7,7 +7,8 @@ windows whose parts exist, so a build killed at any moment (kill -9 included)
 resumes with no document lost or doubled. Finishing joins the parts into the
 shard's code store, writes its FAISS file and metadata, renames the shard into
 place and only then rewrites the manifest: a finished index is never seen half
-rewritten.
+rewritten. With ``--engine ray`` only the windows' NAGs are computed elsewhere
+(:mod:`indexer.ray_build`); the parts, and all that follows, are the same.
 """
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ one stream and in the same order (so ids, record checks and windows are the
 same, and windows written by an earlier run are passed over), by a Ray Data
 task pinned to this node, where the index is written. Ray Data carries the
 windows to a pool of actors, each holding one backbone replica: one per GPU,
-or without GPUs one per node using all its cores (a forward pass parallelises
-well over cores, and one copy of the weights per node is enough). The codes
+or without GPUs one per node using all its cores but one (a forward pass
+parallelises well over cores, and one copy of the weights per node is enough). The codes
 come back here, about a kilobyte a document, to the part writer of the local
 build. So a Ray build and a local build resume each other and give the same
 index; workers need the backbone and nagindex installed, not the corpus or the
@@ -14,6 +14,7 @@ index.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -39,18 +40,24 @@ def extract_windows(read: Callable[..., Iterator[Record]], work: Path, options: 
     ``read(skipped=list)`` yields the shard's records, as in a local build.
     """
     ray = connect(options.ray_address)
+    # The part writer shows progress; Ray Data's own reports go to the session's logs unless asked for.
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
     import ray.data
 
-    ray.data.DataContext.get_current().enable_progress_bars = False     # the part writer shows progress
+    ray.data.DataContext.get_current().enable_progress_bars = False
     work = work.absolute()
     here = {_NODE_LABEL: ray.get_runtime_context().get_node_id()}
     replicas, resources = _replicas(ray)
+    # One seed row starts the one reader, on this node.
     windows = ray.data.from_items([{"reader": 0}]).map_batches(
         _read_windows, fn_args=(read, work, options.window), batch_size=None, num_cpus=0, label_selector=here)
+    # One window a block, not Ray's 128 MB: a replica's task is then one window, written as soon as it is done.
+    windows = windows.repartition(target_num_rows_per_block=options.window)
     nags = windows.map_batches(
         _Replica, fn_constructor_args=(_portable(options.model), options.dtype, options.settings,
                                        options.token_budget, options.store_impacts),
-        batch_size=options.window, batch_format="numpy", concurrency=replicas, **resources)
+        batch_size=options.window, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=replicas),
+        **resources)
     with worker_errors(), PartWriter(work, options, options.settings.max_length) as parts:
         gathered = _Windows()
         for batch in nags.iter_batches(batch_size=None, batch_format="numpy"):
@@ -62,13 +69,17 @@ def extract_windows(read: Callable[..., Iterator[Record]], work: Path, options: 
 
 
 def _replicas(ray) -> tuple[int, dict]:
-    """How many backbone replicas the cluster holds, and what each one takes."""
+    """How many backbone replicas the cluster holds, and what each one takes.
+
+    Without GPUs a replica takes all the cores of a node but one: that one
+    re-blocks the stream into windows, and would otherwise never be scheduled.
+    """
     gpus = int(ray.cluster_resources().get("GPU", 0))
     if gpus:
         return gpus, {"num_gpus": 1}
     cpus = [int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node["Alive"]]
-    per = min(c for c in cpus if c)
-    return sum(c // per for c in cpus), {"num_cpus": per}
+    per = max(1, min(c for c in cpus if c) - 1)
+    return max(1, sum((c - 1) // per for c in cpus if c > 1)), {"num_cpus": per}
 
 
 def _portable(model: str | None) -> str | None:

@@ -170,7 +170,7 @@ def build(corpus, index, model, neuron_types, top_k, max_length, text_field, id_
 @click.option("--oversample", type=click.IntRange(min=1), default=None,
               help="approx: FAISS candidates per selected document, per target and shard [default: 10].")
 @click.option("--nprobe", type=click.IntRange(min=1), default=None,
-              help="approx over an IVF index: lists each search visits [default: 64, or enough for twice the candidates].")
+              help="approx over an IVF index: lists each search visits [default: a quarter, or enough for twice the candidates].")
 @_score_options
 @click.option("--quality-field", default=None, help="Numeric corpus field combined with the distance (min-max normalised sum).")
 @click.option("--invert-quality", is_flag=True, help="Lower quality values are better (e.g. perplexity).")

@@ -40,7 +40,11 @@ def connect(address: str | None = None):
     """
     ray = _ray()
     if not ray.is_initialized():
-        ray.init(address=address, logging_level=logging.WARNING, configure_logging=True)
+        try:
+            ray.init(address=address, logging_level=logging.WARNING)
+        except ConnectionError as err:
+            raise NagindexError(f"{err}; is the cluster up (`ray status` on its head node), "
+                                "and does this machine hold its token if it uses token authentication?") from None
     return ray
 
 

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -23,9 +24,11 @@ from nagindex.errors import IndexStateError, NagindexError
 from nagindex.settings import ExtractSettings
 from nagindex.index import Index
 
+from .approx import DEFAULT_OVERSAMPLE, ApproxSearch, resolve
 from .budget import Budget
 from .profile import Profiles, ScoreSpec, build_profiles
 from .scoring import score_stream
+from .scoring_torch import cuda_available, score_stream_torch
 from .select import Pick, pick
 from .targets import Targets, cache_key, cached_codes
 
@@ -92,11 +95,22 @@ class Selector:
 
     # -- scoring ------------------------------------------------------------
 
+    @cached_property
+    def approx(self) -> ApproxSearch:
+        """The index's FAISS files, opened on the first approximate query and kept for the next."""
+        return ApproxSearch(self.index)
+
     def similarities(self, profiles: Profiles, neuron_type: str = "fwd_up") -> np.ndarray:
-        """Exact similarity of every pool document to every target: ``[n, M]`` float64."""
+        """Exact similarity of every pool document to every target: ``[n, M]`` float64.
+
+        On a machine with CUDA (and ``device`` not ``cpu``) the sums run on the GPU.
+        """
         self._check_type(neuron_type)
-        return profiles.similarity(score_stream(self.index.iter_codes(neuron_type), self.index.documents,
-                                                profiles.table, profiles.layers, profiles.top_k))
+        scan = score_stream
+        if self.device != "cpu" and cuda_available():
+            scan = functools.partial(score_stream_torch, device=self.device if self.device not in (None, "auto") else "cuda")
+        return profiles.similarity(scan(self.index.iter_codes(neuron_type), self.index.documents,
+                                        profiles.table, profiles.layers, profiles.top_k))
 
     def score_texts(self, texts: list[str], profiles: Profiles, neuron_type: str = "fwd_up") -> np.ndarray:
         """Similarity of arbitrary texts (not in the pool) to each target: ``[len(texts), M]``."""
@@ -109,7 +123,7 @@ class Selector:
 
     def select(self, targets: Targets, budget: Budget, spec: ScoreSpec = ScoreSpec(), *, search: str = "auto",
                dedup: bool = False, weights: dict[str, float] | None = None, quality: np.ndarray | None = None,
-               with_text: bool = False) -> Selection:
+               with_text: bool = False, oversample: int = DEFAULT_OVERSAMPLE, nprobe: int | None = None) -> Selection:
         if search not in SEARCHES:
             raise NagindexError(f"--search {search}: choose from {', '.join(SEARCHES)}")
         if self.engine == "ray" and (quality is not None or search == "approx"):
@@ -127,6 +141,9 @@ class Selector:
             from .ray_query import fan_out
 
             picks, similarity = fan_out(self.index, profiles, spec.neuron_type, budgets, self.ray_address)
+        elif resolve(search, self.index, budgets, spec.neuron_type, quality is not None, oversample) == "approx":
+            picks, similarity, scored = self.approx.select(profiles, budgets, oversample, nprobe)
+            notes.append(f"approximate search: {scored:,} FAISS candidates re-scored exactly (--search exact scans all)")
         else:
             sims = self.similarities(profiles, spec.neuron_type)
             ranking = 1.0 - sims

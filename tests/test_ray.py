@@ -22,12 +22,17 @@ def cluster():
 
 @pytest.mark.ray
 def test_ray_build_equals_local_build(cluster, tiny_model, demo, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "b0", "text": "cell energy"}\n{broken\n{"id": "b0", "text": "again"}\n')
     local, distributed = tmp_path / "local", tmp_path / "ray"
-    build(tiny_model, demo / "corpus", local, "--window", "8")
-    build(tiny_model, demo / "corpus", distributed, "--window", "8", "--engine", "ray")
+    reports = [build(tiny_model, demo / "corpus", path, bad, "--skip-bad", "--window", "8", *engine).output
+               for path, engine in ((local, ()), (distributed, ("--engine", "ray")))]
     a, b = snapshot(local), snapshot(distributed)
-    assert a["ids"] == b["ids"] and a["tokens"] == b["tokens"]
+    assert a["ids"] == b["ids"] and a["tokens"] == b["tokens"] and "b0" in a["ids"]
     np.testing.assert_array_equal(a["codes"], b["codes"])
+    listed = [(path / "shards" / "00000" / "skipped.jsonl").read_text() for path in (local, distributed)]
+    assert listed[0] == listed[1] and len(listed[1].splitlines()) == 2
+    assert "skipped 2 bad records" in reports[1] and "line 3: duplicate id 'b0'" in reports[1]
 
 
 @pytest.mark.ray
@@ -42,15 +47,12 @@ def test_ray_query_equals_local_query(cluster, tiny_model, demo, tmp_path):
 
 
 @pytest.mark.ray
-def test_bad_records_are_reported_as_in_a_local_build(cluster, tiny_model, tmp_path):
+def test_a_bad_record_stops_a_ray_build_with_file_and_line(cluster, tiny_model, tmp_path):
     corpus = tmp_path / "c.jsonl"
-    corpus.write_text('{"id": "a0", "text": "cell energy"}\n{"id": "a1", "text": "flour water"}\n{broken\n'
-                      '{"id": "a0", "text": "again"}\n')
+    corpus.write_text('{"id": "a0", "text": "cell energy"}\n{"id": "a1", "text": "flour water"}\n{broken\n')
     result = build(tiny_model, corpus, tmp_path / "i", "--engine", "ray", ok=False)
-    assert result.exit_code != 0 and "c.jsonl, line 3: malformed JSON" in result.output
-    assert "Traceback" not in result.output
-    result = build(tiny_model, corpus, tmp_path / "skipping", "--engine", "ray", "--skip-bad")
-    assert "skipped 2 bad records" in result.output and "line 4: duplicate id 'a0'" in result.output
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert result.output.startswith("Error: ") and "c.jsonl, line 3: malformed JSON" in result.output
 
 
 def test_ray_engine_without_ray_says_how_to_install_it(tiny_model, demo, tmp_path, monkeypatch):

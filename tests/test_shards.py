@@ -10,6 +10,8 @@ import pytest
 from nagindex.extract import Extractor
 from nagindex.index import Index
 from nagindex.store import CodeStore
+from query.budget import Budget
+from query.select import candidates, pick
 
 from test_build import build, run, snapshot
 
@@ -116,3 +118,19 @@ def test_merge_refuses_missing_parts_other_settings_and_mixed_splits(tiny_model,
     result = run("merge", other, ok=False)
     assert result.exit_code != 0 and "00000-of-00002" in result.output and "00000-of-00003" in result.output
     assert "no shards to merge" in run("merge", tmp_path / "empty", ok=False).output
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_picking_from_each_parts_candidates_is_picking_from_the_pool(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    distance = rng.integers(0, 12, n) / 12.0                      # many ties, broken by id
+    ids = np.array([f"d{i:04d}" for i in rng.permutation(n)], dtype=object)
+    tokens = rng.integers(1, 400, n)
+    parts = np.array_split(rng.permutation(n), int(rng.integers(1, 6)))
+    for budget in (Budget(documents=int(rng.integers(1, n + 5))), Budget(tokens=int(rng.integers(1, tokens.sum() + 500)))):
+        whole = pick(distance, lambda r: ids[r], tokens, budget)
+        rows = np.concatenate([part[candidates(distance[part], lambda r, p=part: ids[p[r]], tokens[part], budget)]
+                               for part in parts])
+        merged = pick(distance[rows], lambda r: ids[rows[r]], tokens[rows], budget)
+        assert rows[merged.rows].tolist() == whole.rows.tolist() and merged.exhausted == whole.exhausted
