@@ -1,0 +1,150 @@
+"""Approximate search: FAISS candidates, re-scored exactly from the codes.
+
+Each shard's FAISS file holds one vector per document (nagindex.sketch). A
+target's budget takes some k documents (for a token budget: its tokens over the
+pool's mean document length, with a margin); every shard is asked for the
+``oversample x k`` vectors with the largest inner product with the target's
+profile vector. The candidates of all targets and shards are re-scored exactly
+from their codes, and each target's selection is ``query.select.pick`` over
+them: the exact scan's ranking (distance, ties by id) restricted to the
+candidates. Every score returned is exact; what is approximate is only whether
+each document that belongs in the selection was among the candidates.
+
+The exact scan reads every code of the pool; approximate search reads the FAISS
+vectors (a flat index: a fraction of the codes' size; an IVF index: a fraction
+of that) and then the codes of its candidates. The scan is the right algorithm
+when the budget is a large share of the pool, as the paper's 20% is; FAISS is
+when k is small against a very large pool. ``choose`` draws that line for
+``--search auto`` where tools/bench_faiss.py measured it.
+"""
+from __future__ import annotations
+
+import math
+from functools import cached_property
+
+import faiss
+import numpy as np
+
+from indexer.vectors import ivf_of
+from nagindex.errors import NagindexError
+from nagindex.index import VECTORS, Index, Shard
+from nagindex.sketch import Layout, Sketch
+
+from .budget import Budget
+from .profile import Profiles
+from .scoring import score_codes
+from .select import Pick, pick
+
+DEFAULT_OVERSAMPLE = 10
+PROBE_SHARE = 0.25       # an IVF search visits at least this share of the lists,
+LIST_COVER = 2           # and at least those holding twice the candidates it is asked for
+TOKEN_MARGIN = 1.5       # documents planned for a token budget, over its tokens / the mean document length
+AUTO_MIN_POOL = 2_000_000
+AUTO_MAX_SHARE = 0.01    # auto approximates while the candidates are at most this share of the pool
+
+
+def planned_documents(budgets: list[Budget], tokens: np.ndarray) -> list[int]:
+    """How many documents each budget is expected to take, from the pool's document lengths ``tokens``."""
+    mean = max(float(tokens.mean()), 1.0) if len(tokens) else 1.0
+    return [b.documents if b.documents is not None else max(1, math.ceil(b.tokens / mean * TOKEN_MARGIN))
+            for b in budgets]
+
+
+def choose(documents: int, shards: list[int], oversample: int = DEFAULT_OVERSAMPLE) -> str:
+    """``auto``'s search for selecting ``documents`` (all targets together) from shards of these sizes.
+
+    Every shard is asked for ``oversample`` times the documents, as any shard
+    may hold all of the best, so what approximate search re-scores grows with
+    the number of shards as well as with k.
+    """
+    pool = sum(shards)
+    scored = sum(min(size, oversample * documents) for size in shards)
+    return "approx" if pool >= AUTO_MIN_POOL and scored <= AUTO_MAX_SHARE * pool else "exact"
+
+
+def resolve(search: str, index: Index, budgets: list[Budget], neuron_type: str, with_quality: bool,
+            oversample: int = DEFAULT_OVERSAMPLE) -> str:
+    """``exact`` or ``approx`` for one query; says why approx cannot serve it if asked for."""
+    if search == "exact":
+        return "exact"
+    vectors = index.manifest["vectors"]["neuron_type"]
+    if with_quality:
+        blocker = "--quality-field is normalised over the whole pool, which only the exact scan scores"
+    elif neuron_type != vectors:
+        blocker = f"the index's FAISS vectors are of {vectors}, not {neuron_type}"
+    else:
+        blocker = None
+    if search == "approx":
+        if blocker:
+            raise NagindexError(f"--search approx: {blocker}; use --search exact")
+        return "approx"
+    if blocker:
+        return "exact"
+    return choose(sum(planned_documents(budgets, index.tokens)), [s.documents for s in index.shards], oversample)
+
+
+class ApproxSearch:
+    """Candidate search over one index's FAISS files, opened once and kept for later queries."""
+
+    def __init__(self, index: Index):
+        self.index = index
+        vectors = index.manifest["vectors"]
+        self.neuron_type: str = vectors["neuron_type"]
+        self.sketch = Sketch.from_dict(vectors["sketch"])
+
+    @cached_property
+    def _shards(self) -> list[tuple[Shard, faiss.Index, Layout]]:
+        """Memory-mapped where the installed FAISS can (flat codes): concurrent queries then share
+        one copy in the page cache instead of each reading its own."""
+        flags = getattr(faiss, "IO_FLAG_MMAP_IFC", 0) | faiss.IO_FLAG_READ_ONLY
+        return [(s, faiss.read_index(str(s.path / VECTORS), flags), self.sketch.shard_layout(s.store, self.neuron_type))
+                for s in self.index.shards]
+
+    def candidates(self, profiles: Profiles, counts: list[int], nprobe: int | None = None) -> np.ndarray:
+        """Sorted global rows: for each target ``m``, every shard's ``counts[m]`` best by vector."""
+        weights = np.zeros((len(profiles.names), self.sketch.layers, self.sketch.neurons), np.float32)
+        weights[:, profiles.layers] = profiles.weights()
+        found = [np.zeros(0, np.int64)]
+        for shard, vectors, layout in self._shards:
+            k = min(max(counts), shard.documents)
+            if k == 0:
+                continue
+            ivf = ivf_of(vectors)
+            if ivf is not None:
+                cover = math.ceil(max(PROBE_SHARE * ivf.nlist, LIST_COVER * k * ivf.nlist / max(ivf.ntotal, 1)))
+                ivf.nprobe = min(ivf.nlist, nprobe or cover)
+            _, labels = vectors.search(layout.profiles(weights), k)
+            for m, count in enumerate(counts):
+                mine = labels[m, :count]
+                found.append(shard.offset + mine[mine >= 0])
+        return np.unique(np.concatenate(found))
+
+    def select(self, profiles: Profiles, budgets: list[Budget], oversample: int = DEFAULT_OVERSAMPLE,
+               nprobe: int | None = None) -> tuple[list[Pick], list[np.ndarray], int]:
+        """Each target's pick among the candidates, their exact similarities, and how many were scored.
+
+        A token budget whose pick takes more documents than planned (short
+        documents at the top), or all the candidates, is planned again from
+        what it took, until the candidates suffice or cover the pool.
+        """
+        if oversample < 1 or (nprobe is not None and nprobe < 1):
+            raise NagindexError("--oversample and --nprobe must be at least 1")
+        n = self.index.documents
+        planned = planned_documents(budgets, self.index.tokens)
+        scored = -1
+        while True:
+            rows = self.candidates(profiles, [oversample * p for p in planned], nprobe)
+            codes = self.index.codes_of(self.neuron_type, rows)
+            sims = profiles.similarity(score_codes(codes, profiles.table, profiles.layers, profiles.top_k))
+            tokens = self.index.tokens[rows]
+            picks = [pick(1.0 - sims[:, m], lambda r: self.index.ids_of(rows[r]), tokens, b)
+                     for m, b in enumerate(budgets)]
+            short = [m for m, p in enumerate(picks) if p.exhausted or len(p.rows) > planned[m]]
+            if not short or len(rows) in (n, scored):
+                break
+            scored = len(rows)
+            for m in short:
+                planned[m] = math.ceil(max(len(picks[m].rows), planned[m]) * TOKEN_MARGIN)
+        whole = len(rows) == n
+        return ([Pick(rows[p.rows], p.distance, p.exhausted and whole) for p in picks],
+                [sims[p.rows, m] for m, p in enumerate(picks)], len(rows))
