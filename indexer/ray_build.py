@@ -14,6 +14,7 @@ index.
 """
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 from typing import Callable, Iterator
@@ -42,8 +43,7 @@ def extract_windows(read: Callable[..., Iterator[Record]], work: Path, options: 
     ray = connect(options.ray_address)
     # The part writer shows progress; Ray Data's own reports go to the session's logs unless asked for.
     os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
-    import ray.data
-
+    importlib.import_module("ray.data")
     ray.data.DataContext.get_current().enable_progress_bars = False
     work = work.absolute()
     here = {_NODE_LABEL: ray.get_runtime_context().get_node_id()}
