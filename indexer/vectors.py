@@ -7,8 +7,9 @@ dimensions (256 bytes a document for 2048 dimensions), which FAISS scans with
 SIMD lookups about ten times as fast as 4-bit scalar quantization (``SQ4``,
 1 KB a document) and, on the vectors of nagindex.sketch, with about the same
 recall. For 10^8 documents, an IVF over the same codes (``IVF4096,PQ512x4fs``,
-or ``IVF4096,PQ256x4fs`` at half the memory) visits a few lists per target
-instead of every document. Quantizers are trained on a sample of the shard.
+or ``IVF4096,PQ256x4fs`` at half the memory) visits a share of its lists per
+target (``--nprobe``) instead of every document. Quantizers are trained on a
+sample of the shard.
 """
 from __future__ import annotations
 

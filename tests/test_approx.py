@@ -26,23 +26,20 @@ def pool() -> Pool:
     return Pool.make(3, LAYERS, NEURONS, TOP_K, TOPICS)
 
 
-def _stores(pool: Pool, directory) -> list:
-    paths, first = [], 0
-    for i, n in enumerate(SHARD_DOCS):
-        rows = np.arange(first, first + n)
-        path = directory / f"store-{i}.h5"
-        write_rows(path, Rows(ids=[f"doc-{r:06d}" for r in rows], tokens=20 + rows % 97,
-                              source_file=np.zeros(n, np.uint32), source_offset=rows,
-                              codes={NEURON_TYPE: pool.codes(first, n)}))
-        add_slot_counts(path, {NEURON_TYPE: NEURONS})
-        paths.append(path)
-        first += n
-    return paths
+def _write_store(path, codes: np.ndarray, first: int, tokens: np.ndarray):
+    rows = np.arange(first, first + len(codes))
+    write_rows(path, Rows(ids=[f"doc-{r:06d}" for r in rows], tokens=tokens, source_file=np.zeros(len(rows), np.uint32),
+                          source_offset=rows, codes={NEURON_TYPE: codes}))
+    add_slot_counts(path, {NEURON_TYPE: NEURONS})
+    return path
 
 
 @pytest.fixture(scope="module")
 def stores(pool, tmp_path_factory) -> list:
-    return _stores(pool, tmp_path_factory.mktemp("stores"))
+    directory = tmp_path_factory.mktemp("stores")
+    firsts = np.cumsum((0, *SHARD_DOCS[:-1]))
+    return [_write_store(directory / f"store-{i}.h5", pool.codes(first, n), first, 20 + np.arange(first, first + n) % 97)
+            for i, (first, n) in enumerate(zip(firsts, SHARD_DOCS))]
 
 
 @pytest.fixture(scope="module")
@@ -86,11 +83,7 @@ def skewed(pool, tmp_path_factory):
     best = np.unique(np.argsort(-scores, axis=1)[:, :1500])
     tokens = np.full(n, 300)
     tokens[best] = 5
-    path = directory / "store.h5"
-    write_rows(path, Rows(ids=[f"doc-{r:06d}" for r in range(n)], tokens=tokens, source_file=np.zeros(n, np.uint32),
-                          source_offset=np.arange(n), codes={NEURON_TYPE: docs}))
-    add_slot_counts(path, {NEURON_TYPE: NEURONS})
-    make_index(directory / "pool.index", [path], pool, "PQ128x4fs", DIM)
+    make_index(directory / "pool.index", [_write_store(directory / "store.h5", docs, 0, tokens)], pool, "PQ128x4fs", DIM)
     return directory / "pool.index"
 
 
