@@ -68,16 +68,16 @@ class Sketch:
                 "exact": self.exact, "seed": self.seed}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Sketch":
+    def from_dict(cls, d: dict) -> Sketch:
         if d.get("kind") != KIND:
             raise IndexStateError(f"vectors of kind {d.get('kind')!r}; this nagindex reads {KIND!r}: rebuild the index")
         return cls(int(d["layers"]), int(d["neurons"]), int(d["dim"]), int(d["seed"]))
 
-    def shard_layout(self, store, neuron_type: str) -> "Layout":
+    def shard_layout(self, store, neuron_type: str) -> Layout:
         """The layout of a shard's vectors, from its code store's slot counts (build and query alike)."""
         return self.layout(store.slot_counts(neuron_type))
 
-    def layout(self, slot_counts: np.ndarray) -> "Layout":
+    def layout(self, slot_counts: np.ndarray) -> Layout:
         """The layout of a shard whose documents hold each slot ``slot_counts[l, n]`` times."""
         slots = self.layers * self.neurons
         counts = np.asarray(slot_counts).reshape(-1)

@@ -141,7 +141,7 @@ def test_auto_scans_large_shares_and_approximates_small_k_on_large_pools():
     assert choose(1_000, [10_000_000] * 10) == "approx"
     assert choose(1_000, [AUTO_MIN_POOL // 2]) == "exact"            # a small pool scans in seconds
     assert choose(1_000, [100_000_000], oversample=10**6) == "exact"
-    assert choose(200_000, [100_000_000]) == "exact"
+    assert choose(600_000, [100_000_000]) == "exact"
     assert choose(20_000, [1_000_000] * 100) == "exact"              # each of 100 shards re-scores 10x k
 
 
@@ -177,3 +177,22 @@ def test_the_most_common_slots_get_their_own_dimensions(pool):
     assert layout.target[2 * NEURONS + 5] == 0 and layout.target[9] == 1
     assert np.bincount(layout.target[layout.target < 32], minlength=32).max() == 1
     assert (layout.target[np.argsort(-counts.ravel(), kind="stable")[32:]] >= 32).all()
+
+
+def test_the_query_command_approximates_on_request(tiny_model, demo, tmp_path):
+    from click.testing import CliRunner
+
+    from nagindex.cli import main
+
+    def run(*args):
+        result = CliRunner().invoke(main, [str(a) for a in args])
+        assert result.exit_code == 0, result.output
+        return result
+
+    index = tmp_path / "demo.index"
+    run("build", demo / "corpus", "-o", index, "--model", tiny_model, "--quiet")
+    query = ("query", demo / "targets.jsonl", "-i", index, "-k", "12")
+    exact = run(*query, "--search", "exact")
+    approx = run(*query, "--search", "approx", "--oversample", "60", "--nprobe", "3")
+    assert approx.stdout == exact.stdout
+    assert "re-scored exactly" in approx.stderr

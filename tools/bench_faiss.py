@@ -77,7 +77,7 @@ class Pool:
 
     @classmethod
     def make(cls, seed: int = 0, layers: int = LAYERS, neurons: int = NEURONS, top_k: int = K,
-             topics: int = TOPICS) -> "Pool":
+             topics: int = TOPICS) -> Pool:
         rng = np.random.default_rng(seed)
         always = np.stack([rng.choice(neurons, ALWAYS, replace=False) for _ in range(layers)])
         common = np.stack([_table(rng.choice(neurons, COMMON, replace=False), 1.0) for _ in range(layers)])
