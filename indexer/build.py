@@ -294,7 +294,8 @@ def _finish_shard(work: Path, name: str, header: dict, plan: dict, skipped: list
         with CodeStore(work / CODES) as store:
             tokens = int(store.tokens().sum())
             vec = header["vectors"]
-            build_vectors(store, vec["neuron_type"], Sketch.from_dict(vec["sketch"]), vec["faiss"], work / VECTORS)
+            build_vectors(store, vec["neuron_type"], Sketch.from_dict(vec["sketch"]), vec["faiss"], work / VECTORS,
+                          gpus=options.device != "cpu")
         if skipped:
             write_skipped(work / SKIPPED, skipped)
         meta = {"name": name, **header, "documents": documents, "tokens": tokens, "files": plan["files"],

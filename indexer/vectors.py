@@ -9,7 +9,8 @@ SIMD lookups about ten times as fast as 4-bit scalar quantization (``SQ4``,
 recall. For 10^8 documents, an IVF over the same codes (``IVF4096,PQ512x4fs``,
 or ``IVF4096,PQ256x4fs`` at half the memory) visits a share of its lists per
 target (``--nprobe``) instead of every document. Quantizers are trained on a
-sample of the shard.
+sample of the shard, an IVF's lists on the GPUs where FAISS has them
+(nagindex.faiss_gpu).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from nagindex.atomic import atomic_path
 from nagindex.errors import NagindexError
+from nagindex.faiss_gpu import clustering_on_gpus
 from nagindex.sketch import Layout, Sketch
 from nagindex.store import CHUNK_ROWS, CodeStore
 
@@ -28,8 +30,10 @@ TRAIN_PER_LIST = 40      # FAISS asks for at least 39 training points per IVF li
 TRAIN_MIN = 1_024        # and per codebook entry: 16 entries for 4-bit codes
 
 
-def build_vectors(store: CodeStore, neuron_type: str, sketch: Sketch, spec: str, path: Path, chunk_rows: int = 65536) -> None:
-    """Sketch every document of ``store`` into a FAISS index written at ``path``."""
+def build_vectors(store: CodeStore, neuron_type: str, sketch: Sketch, spec: str, path: Path, chunk_rows: int = 65536,
+                  gpus: bool = True) -> None:
+    """Sketch every document of ``store`` into a FAISS index written at ``path``; ``gpus``: train
+    an IVF's lists on the GPUs, if FAISS sees any."""
     layout = sketch.shard_layout(store, neuron_type)
     index = faiss.index_factory(sketch.dim, spec, faiss.METRIC_INNER_PRODUCT)
     ivf = ivf_of(index)
@@ -37,7 +41,8 @@ def build_vectors(store: CodeStore, neuron_type: str, sketch: Sketch, spec: str,
         raise NagindexError(f"--faiss {spec}: {ivf.nlist} lists need at least as many documents to train on, "
                             f"and this shard holds {store.rows:,}; choose fewer lists or a flat type such as SQ4")
     if not index.is_trained:
-        _train(index, _training_sample(store, neuron_type, layout, _sample_size(ivf)))
+        with clustering_on_gpus(ivf, gpus):
+            _train(index, _training_sample(store, neuron_type, layout, _sample_size(ivf)))
     for _, codes in store.iter_codes(neuron_type, chunk_rows):
         index.add(layout.documents(codes))
     with atomic_path(path) as tmp:
@@ -59,7 +64,8 @@ def _train(index, sample: np.ndarray) -> None:
     among threads: FAISS's threads mostly wait on each other, and on a busy
     two-core machine training took 30 s on two threads against 0.6 s on one.
     IVF centroids would gain from threads, but minutes of training per shard
-    are little beside the backbone's pass over the same shard.
+    are little beside the backbone's pass over the same shard, and with
+    faiss-gpu their k-means runs on the GPUs.
     """
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)

@@ -30,6 +30,7 @@ import numpy as np
 
 from indexer.vectors import ivf_of
 from nagindex.errors import NagindexError
+from nagindex.faiss_gpu import MAX_K, set_nprobe, to_gpus
 from nagindex.index import VECTORS, Index, Shard
 from nagindex.sketch import Layout, Sketch
 
@@ -88,10 +89,12 @@ def resolve(search: str, index: Index, budgets: list[Budget], neuron_type: str, 
 
 
 class ApproxSearch:
-    """Candidate search over one index's FAISS files, opened once and kept for later queries."""
+    """Candidate search over one index's FAISS files, opened once and kept for later queries;
+    ``gpus``: search on the GPUs where FAISS can."""
 
-    def __init__(self, index: Index):
+    def __init__(self, index: Index, gpus: bool = True):
         self.index = index
+        self.gpus = gpus
         vectors = index.manifest["vectors"]
         self.neuron_type: str = vectors["neuron_type"]
         self.sketch = Sketch.from_dict(vectors["sketch"])
@@ -104,20 +107,21 @@ class ApproxSearch:
         return [(s, faiss.read_index(str(s.path / VECTORS), flags), self.sketch.shard_layout(s.store, self.neuron_type))
                 for s in self.index.shards]
 
+    @cached_property
+    def _on_gpus(self) -> list[faiss.Index | None]:
+        """Each shard's vectors copied to the GPUs where FAISS can (nagindex.faiss_gpu), else None."""
+        return [to_gpus(vectors) if self.gpus else None for _, vectors, _ in self._shards]
+
     def candidates(self, profiles: Profiles, counts: list[int], nprobe: int | None = None) -> np.ndarray:
         """Sorted global rows: for each target ``m``, every shard's ``counts[m]`` best by vector."""
         weights = np.zeros((len(profiles.names), self.sketch.layers, self.sketch.neurons), np.float32)
         weights[:, profiles.layers] = profiles.weights()
         found = [np.zeros(0, np.int64)]
-        for shard, vectors, layout in self._shards:
+        for (shard, vectors, layout), on_gpus in zip(self._shards, self._on_gpus):
             k = min(max(counts), shard.documents)
             if k == 0:
                 continue
-            ivf = ivf_of(vectors)
-            if ivf is not None:
-                cover = math.ceil(max(PROBE_SHARE * ivf.nlist, LIST_COVER * k * ivf.nlist / max(ivf.ntotal, 1)))
-                ivf.nprobe = min(ivf.nlist, nprobe or cover)
-            _, labels = vectors.search(layout.profiles(weights), k)
+            _, labels = _searcher(vectors, on_gpus, k, nprobe).search(layout.profiles(weights), k)
             for m, count in enumerate(counts):
                 mine = labels[m, :count]
                 found.append(shard.offset + mine[mine >= 0])
@@ -152,3 +156,18 @@ class ApproxSearch:
         whole = len(rows) == n
         return ([Pick(rows[p.rows], p.distance, p.exhausted and whole) for p in picks],
                 [sims[p.rows, m] for m, p in enumerate(picks)], len(rows))
+
+
+def _searcher(vectors: faiss.Index, on_gpus: faiss.Index | None, k: int, nprobe: int | None) -> faiss.Index:
+    """The copy of a shard's vectors to ask for ``k`` results, with the IVF lists it visits set:
+    the GPUs' where there is one and FAISS's GPU limits allow, else the CPU's."""
+    ivf = ivf_of(vectors)
+    probe = 0
+    if ivf is not None:
+        cover = math.ceil(max(PROBE_SHARE * ivf.nlist, LIST_COVER * k * ivf.nlist / max(ivf.ntotal, 1)))
+        probe = ivf.nprobe = min(ivf.nlist, nprobe or cover)
+    if on_gpus is None or max(k, probe) > MAX_K:
+        return vectors
+    if probe:
+        set_nprobe(on_gpus, probe)
+    return on_gpus

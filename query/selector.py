@@ -98,7 +98,7 @@ class Selector:
     @cached_property
     def approx(self) -> ApproxSearch:
         """The index's FAISS files, opened on the first approximate query and kept for the next."""
-        return ApproxSearch(self.index)
+        return ApproxSearch(self.index, gpus=self.device != "cpu")
 
     def similarities(self, profiles: Profiles, neuron_type: str = "fwd_up") -> np.ndarray:
         """Exact similarity of every pool document to every target: ``[n, M]`` float64.

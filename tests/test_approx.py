@@ -1,19 +1,24 @@
 """Approximate search: FAISS candidates re-scored exactly, and when ``auto`` uses it."""
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import pytest
 
+from nagindex import faiss_gpu
 from nagindex.errors import NagindexError
-from nagindex.index import Index
+from nagindex.faiss_gpu import MAX_K, gpus
+from nagindex.index import VECTORS, Index
 from nagindex.sketch import Sketch
 from nagindex.store import Rows, add_slot_counts, write_rows
-from query.approx import AUTO_MIN_POOL, choose, resolve
+from query.approx import AUTO_MIN_POOL, _searcher, choose, resolve
 from query.budget import Budget
 from query.profile import ScoreSpec, build_profiles
 from query.selector import Selector
 from query.targets import Targets
 from tools.bench_faiss import NEURON_TYPE, Pool, make_index
+
+needs_faiss_gpu = pytest.mark.skipif(not gpus(), reason="needs faiss-gpu (nagindex[gpu]) and a GPU")
 
 LAYERS, NEURONS, TOP_K, TOPICS = 8, 256, 16, 40
 SHARD_DOCS = (5000, 7000)
@@ -133,6 +138,50 @@ def test_ivf_lists_visited_follow_nprobe(ivf, pool):
     few = selector.approx.candidates(profiles, [2000] * len(TARGET_TOPICS), nprobe=1)
     many = selector.approx.candidates(profiles, [2000] * len(TARGET_TOPICS))
     assert len(few) < len(many)
+
+
+def test_a_search_beyond_faiss_gpu_limits_runs_on_the_cpu_copy(flat):
+    index = Index(flat)
+    vectors = faiss.read_index(str(index.shards[0].path / VECTORS))
+    index.close()
+    on_gpus = faiss.IndexFlatIP(vectors.d)      # stands in for the GPUs' copy: only which one is asked matters
+    assert _searcher(vectors, on_gpus, MAX_K, None) is on_gpus
+    assert _searcher(vectors, on_gpus, MAX_K + 1, None) is vectors
+    assert _searcher(vectors, None, 10, None) is vectors
+
+
+@needs_faiss_gpu
+@pytest.mark.parametrize("spec", ["IVF32,SQ8", "IVF32,Flat"])
+def test_faiss_gpu_builds_and_searches_what_the_cpu_does(spec, pool, stores, tmp_path):
+    path = tmp_path / "pool.index"
+    make_index(path, stores, pool, spec, DIM)                       # lists trained on the GPUs
+    selector, targets = _selector(path, pool)
+    assert all(copy is not None for copy in selector.approx._on_gpus)
+    budget = Budget(documents=100 * len(TARGET_TOPICS))
+    on_gpus = selector.select(targets, budget, search="approx")
+    on_cpu = _selector(path, pool)[0]
+    on_cpu.device = "cpu"
+    exact = selector.select(targets, budget, search="exact")
+    for a, c, e in zip(_rows(on_gpus), _rows(on_cpu.select(targets, budget, search="approx")), _rows(exact)):
+        assert len(set(a) & set(c)) >= 0.98 * len(c)
+        assert len(set(a) & set(e)) >= 0.9 * len(e)
+
+
+@needs_faiss_gpu
+def test_fast_scan_vectors_stay_on_the_cpu(flat, pool):
+    selector, _ = _selector(flat, pool)
+    assert selector.approx._on_gpus == [None] * len(SHARD_DOCS)
+
+
+@pytest.mark.skipif(hasattr(faiss, "StandardGpuResources"), reason="the faiss module loaded is faiss-gpu's")
+def test_faiss_gpu_shadowed_by_faiss_cpu_is_reported_with_the_fix(monkeypatch):
+    monkeypatch.setattr(faiss_gpu, "version", lambda name: "1.15.1")
+    faiss_gpu.gpus.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match="pip uninstall -y faiss-cpu"):
+            assert faiss_gpu.gpus() == 0
+    finally:
+        faiss_gpu.gpus.cache_clear()
 
 
 def test_auto_scans_large_shares_and_approximates_small_k_on_large_pools():

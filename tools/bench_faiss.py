@@ -42,6 +42,7 @@ from numba import njit, prange
 
 from indexer.vectors import build_vectors
 from nagindex.atomic import atomic_path, write_json
+from nagindex.faiss_gpu import gpus
 from nagindex.index import CODES, SHARD_META, VECTORS, Index, manifest_for, shards_dir, write_manifest
 from nagindex.sketch import DEFAULT_DIM, DEFAULT_FAISS, Sketch
 from nagindex.store import CHUNK_ROWS, STR, CodeStore, add_slot_counts
@@ -283,7 +284,7 @@ def bench_size(docs: int, args) -> None:
 
     print(f"\n== {docs:,} documents, L={LAYERS} K={K} N={NEURONS}, {targets} targets (topics {args.topics}), "
           f"vectors of {args.dim} dims, oversample {args.oversample}, nprobe {args.nprobe or 'auto'}, "
-          f"{faiss.omp_get_max_threads()} FAISS threads")
+          f"{faiss.omp_get_max_threads()} FAISS threads, {gpus()} FAISS GPUs")
     print(f"exact scan, all {targets} targets at once: {exact_s:.2f} s ({docs / exact_s:,.0f} docs/s)")
     print(f"{'index':<22} {'build s':>8} {'bytes/doc':>9} {'k':>8} {'search s':>9} {'query s':>8} "
           f"{'exact s':>8} {'speedup':>8} {'recall@k':>9} {'scored':>10}")
