@@ -15,3 +15,16 @@ class InputError(NagindexError):
 
 class IndexStateError(NagindexError):
     """An index that is missing, unfinished, damaged or incompatible."""
+
+
+class CodeOutOfRange(ValueError):
+    """A stored code names a neuron the backbone does not have: the codes are damaged.
+
+    Raised by the scoring kernels, which see only rows of an array;
+    ``Index.damaged_code`` turns it into an ``IndexStateError`` naming the file
+    and document.
+    """
+
+    def __init__(self, row: int, code: int, neurons: int):
+        super().__init__(f"code {code} at row {row} is out of range for a table of {neurons} neurons")
+        self.row, self.code, self.neurons = row, code, neurons

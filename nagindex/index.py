@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from .atomic import write_json
-from .errors import IndexStateError
+from .errors import CodeOutOfRange, IndexStateError
 from .store import CHUNK_ROWS, CodeStore, take_rows
 
 FORMAT = "nagindex"
@@ -206,6 +206,16 @@ class Index:
         for shard, mask in self.locate(rows):
             out[mask] = shard.store.ids_of(rows[mask] - shard.offset)
         return out
+
+    def damaged_code(self, error: CodeOutOfRange, neuron_type: str, rows: np.ndarray | None = None) -> IndexStateError:
+        """What to tell the user of a code the kernels found out of range, at global row ``error.row``
+        or, when they scored the codes of ``rows``, at ``rows[error.row]``."""
+        row = error.row if rows is None else int(rows[error.row])
+        (shard, _), = self.locate(np.array([row]))
+        local = row - shard.offset
+        return IndexStateError(f"{shard.path / CODES}: document {shard.store.ids_of(np.array([local]))[0]!r} "
+                               f"(row {local}) holds {neuron_type} code {error.code}, beyond the backbone's "
+                               f"{error.neurons} neurons: the file is damaged; build this shard again")
 
     def codes_of(self, neuron_type: str, rows: np.ndarray) -> np.ndarray:
         """Codes of arbitrary global rows, in the given order (repeats allowed)."""

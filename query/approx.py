@@ -29,7 +29,7 @@ import faiss
 import numpy as np
 
 from indexer.vectors import ivf_of
-from nagindex.errors import NagindexError
+from nagindex.errors import CodeOutOfRange, NagindexError
 from nagindex.faiss_gpu import MAX_K, set_nprobe, to_gpus
 from nagindex.index import VECTORS, Index, Shard
 from nagindex.sketch import Layout, Sketch
@@ -143,7 +143,10 @@ class ApproxSearch:
         while True:
             rows = self.candidates(profiles, [oversample * p for p in planned], nprobe)
             codes = self.index.codes_of(self.neuron_type, rows)
-            sims = profiles.similarity(score_codes(codes, profiles.table, profiles.layers, profiles.top_k))
+            try:
+                sims = profiles.similarity(score_codes(codes, profiles.table, profiles.layers, profiles.top_k))
+            except CodeOutOfRange as e:
+                raise self.index.damaged_code(e, self.neuron_type, rows) from None
             tokens = self.index.tokens[rows]
             picks = [pick(1.0 - sims[:, m], lambda at, rows=rows: self.index.ids_of(rows[at]), tokens, b)
                      for m, b in enumerate(budgets)]

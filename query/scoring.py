@@ -34,6 +34,8 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from nagindex.errors import CodeOutOfRange
+
 LANES = 8        # float32 lanes of one AVX2 vector: targets that share one add
 BLOCK_DOCS = 64  # documents checked, then scored, while their codes are in cache
 
@@ -236,8 +238,7 @@ class _Plan:
             top = _score_lanes(codes, self.table, self.layers, self.top_k, out)
         if top >= self.neurons:
             row = int(np.flatnonzero((codes >= self.neurons).any(axis=(1, 2)))[0])
-            raise ValueError(f"code {int(codes[row].max())} at row {first_row + row} is out of "
-                             f"range for a table of {self.neurons} neurons")
+            raise CodeOutOfRange(first_row + row, int(codes[row].max()), self.neurons)
 
 
 def score_codes(codes: np.ndarray, table: np.ndarray, layers, top_k: int) -> np.ndarray:

@@ -9,10 +9,12 @@ Integer tables (the paper's counts) are summed exactly here too, in float32.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable
 
 import numpy as np
+
+from nagindex.errors import CodeOutOfRange
 
 
 def cuda_available() -> bool:
@@ -45,6 +47,7 @@ def score_stream_torch(chunks: Iterable[tuple[int, np.ndarray]], n: int, table: 
             c = torch.from_numpy(codes.astype(np.int32, copy=False)).to(dev, non_blocking=True)
             picked = c.index_select(1, layers_t)[:, :, :top_k].long()
             if picked.numel() and int(picked.max()) >= neurons:
-                raise ValueError(f"a code in rows {first}..{first + len(codes) - 1} is out of range for {neurons} neurons")
+                row = int(torch.nonzero((picked >= neurons).flatten(1).any(1))[0])
+                raise CodeOutOfRange(first + row, int(picked[row].max()), neurons)
             out[first:first + len(codes)] = F.embedding_bag((picked + offsets).reshape(len(codes), -1), weights, mode="sum")
     return out.cpu().numpy()

@@ -20,9 +20,9 @@ import pyarrow as pa
 
 from nagindex.cluster import check_engine
 from nagindex.corpus import fetch_texts, fetch_values
-from nagindex.errors import IndexStateError, NagindexError
-from nagindex.settings import ExtractSettings
+from nagindex.errors import CodeOutOfRange, IndexStateError, NagindexError
 from nagindex.index import Index
+from nagindex.settings import ExtractSettings
 
 from .approx import DEFAULT_OVERSAMPLE, ApproxSearch, resolve
 from .budget import Budget
@@ -109,8 +109,12 @@ class Selector:
         scan = score_stream
         if self.device != "cpu" and cuda_available():
             scan = functools.partial(score_stream_torch, device=self.device if self.device not in (None, "auto") else "cuda")
-        return profiles.similarity(scan(self.index.iter_codes(neuron_type), self.index.documents,
-                                        profiles.table, profiles.layers, profiles.top_k))
+        try:
+            sums = scan(self.index.iter_codes(neuron_type), self.index.documents,
+                        profiles.table, profiles.layers, profiles.top_k)
+        except CodeOutOfRange as e:
+            raise self.index.damaged_code(e, neuron_type) from None
+        return profiles.similarity(sums)
 
     def score_texts(self, texts: list[str], profiles: Profiles, neuron_type: str = "fwd_up") -> np.ndarray:
         """Similarity of arbitrary texts (not in the pool) to each target: ``[len(texts), M]``."""

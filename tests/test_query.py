@@ -5,6 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -180,6 +181,19 @@ def test_a_different_backbone_is_refused(own_index, demo):
     manifest["backbone"]["sha256"] = "0" * 64
     (index / "manifest.json").write_text(json.dumps(manifest))
     assert "backbone" in query(index, demo / "targets.jsonl", "-k", "5", ok=False).output
+
+
+@pytest.mark.parametrize("search", ["exact", "approx"])
+def test_a_damaged_code_names_its_file_and_document(own_index, demo, tmp_path, search):
+    codes = next(own_index.glob("shards/*/codes.h5"))
+    with h5py.File(codes, "r+") as f:
+        f["codes/fwd_up"][7, 3, 0] = 60_000
+        damaged = f["ids"][7].decode()
+    out = tmp_path / "o.jsonl"
+    result = query(own_index, demo / "targets.jsonl", "-k", "60", "--search", search, "-o", out, ok=False)
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit)     # reported, not a crash
+    assert str(codes) in result.output and repr(damaged) in result.output and "60000" in result.output
+    assert "Traceback" not in result.output and not out.exists()
 
 
 def test_sizes_and_layers_parse():
