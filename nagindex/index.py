@@ -27,7 +27,7 @@ import numpy as np
 
 from .atomic import write_json
 from .errors import CodeOutOfRange, IndexStateError
-from .store import CHUNK_ROWS, CodeStore, take_rows
+from .store import CHUNK_ROWS, CodeStore
 
 FORMAT = "nagindex"
 FORMAT_VERSION = 1
@@ -222,7 +222,7 @@ class Index:
         rows = np.asarray(rows, dtype=np.int64)
         out = np.empty((len(rows), self.num_layers, self.top_k), np.uint16)
         for shard, mask in self.locate(rows):
-            out[mask] = take_rows(shard.store.codes(neuron_type), rows[mask] - shard.offset)
+            out[mask] = shard.store.codes_of(neuron_type, rows[mask] - shard.offset)
         return out
 
     def close(self) -> None:

@@ -15,7 +15,9 @@ Layout of ``codes.h5`` (all datasets have one row per document, in corpus order)
                     (layer, neuron) slot is; pool statistics for query-time
                     weightings, computed once when the shard is finished.
 
-Rows are chunked along the document axis so that a scan reads whole chunks.
+Rows are chunked along the document axis so that a scan reads whole chunks,
+and stored without filters, so that single rows can be read through a memory
+map of the file (``CodeStore.codes_of``).
 """
 from __future__ import annotations
 
@@ -116,8 +118,10 @@ class CodeStore:
         self.path = Path(path)
         self._f = h5py.File(self.path, "r")
         self.rows = int(self._f.attrs["rows"])
+        self._mapped: dict[str, list[np.ndarray] | None] = {}
 
     def close(self) -> None:
+        self._mapped.clear()
         self._f.close()
 
     def __enter__(self):
@@ -139,6 +143,45 @@ class CodeStore:
 
     def impacts(self, neuron_type: str) -> h5py.Dataset:
         return self._f[f"impacts/{neuron_type}"]
+
+    def codes_of(self, neuron_type: str, rows: np.ndarray) -> np.ndarray:
+        """``codes[rows]`` for any rows (unsorted, repeated).
+
+        Approximate search reads a few rows from nearly every chunk of a large
+        shard; through the memory map each row costs its own pages (1.2 KB)
+        instead of its chunk (4.9 MB).
+        """
+        chunks = self._chunks_mapped(neuron_type)
+        if chunks is None:
+            return take_rows(self.codes(neuron_type), rows)
+        rows = np.asarray(rows, dtype=np.int64)
+        per = len(chunks[0])
+        out = np.empty((len(rows), *chunks[0].shape[1:]), chunks[0].dtype)
+        order = np.argsort(rows, kind="stable")
+        ordered = rows[order]
+        blocks, starts = np.unique(ordered // per, return_index=True)
+        for b, start, end in zip(blocks, starts, [*starts[1:], len(rows)]):
+            out[order[start:end]] = chunks[b][ordered[start:end] - b * per]
+        return out
+
+    def _chunks_mapped(self, neuron_type: str) -> list[np.ndarray] | None:
+        """Each chunk of ``codes/<type>``, in row order, as an array over a memory map of the file;
+        None where the dataset is filtered (compressed) or not fully written, whose bytes cannot be
+        read in place."""
+        if neuron_type not in self._mapped:
+            ds = self.codes(neuron_type)
+            per = ds.chunks[0] if ds.chunks else 0
+            chunk_bytes = per * int(np.prod(ds.shape[1:])) * ds.dtype.itemsize
+            chunks = [None] * (-(-self.rows // per) if per else 0)
+            if chunks and ds.id.get_create_plist().get_nfilters() == 0 and ds.id.get_num_chunks() == len(chunks):
+                file = np.memmap(self.path, dtype=np.uint8, mode="r")
+                for i in range(len(chunks)):
+                    info = ds.id.get_chunk_info(i)
+                    if info.byte_offset is not None and info.size == chunk_bytes:
+                        chunks[info.chunk_offset[0] // per] = np.ndarray((per, *ds.shape[1:]), ds.dtype, file,
+                                                                         info.byte_offset)
+            self._mapped[neuron_type] = chunks if chunks and all(c is not None for c in chunks) else None
+        return self._mapped[neuron_type]
 
     def slot_counts(self, neuron_type: str) -> np.ndarray:
         return self._f[f"df/{neuron_type}"][...]

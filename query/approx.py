@@ -12,13 +12,11 @@ each document that belongs in the selection was among the candidates.
 
 The exact scan reads every code of the pool; approximate search reads the FAISS
 vectors (a flat index: a fraction of the codes' size; an IVF index: a fraction
-of that) and then the codes of its candidates. The scan is the right algorithm
-when the budget is a large share of the pool, as the paper's 20% is; FAISS is
-when k is small against a very large pool. ``choose`` draws that line for
-``--search auto`` where tools/bench_faiss.py measured it. The candidates'
-codes are read in the whole 4096-row chunks they fall in (``take_rows``): on
-10^7 documents with k = 1000, nearly every chunk, which is then most of an
-approximate query's time.
+of that) and then the codes of its candidates, row by row through a memory
+map (``CodeStore.codes_of``). The scan is the right algorithm when the budget
+is a large share of the pool, as the paper's 20% is; FAISS is when k is small
+against a very large pool. ``choose`` draws that line for ``--search auto``
+where tools/bench_faiss.py measured it.
 """
 from __future__ import annotations
 
