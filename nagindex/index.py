@@ -220,9 +220,14 @@ class Index:
     def codes_of(self, neuron_type: str, rows: np.ndarray) -> np.ndarray:
         """Codes of arbitrary global rows, in the given order (repeats allowed)."""
         rows = np.asarray(rows, dtype=np.int64)
+        located = self.locate(rows)
+        if len(located) == 1:
+            shard, _ = located[0]
+            return shard.store.codes_of(neuron_type, rows - shard.offset)
         out = np.empty((len(rows), self.num_layers, self.top_k), np.uint16)
-        for shard, mask in self.locate(rows):
-            out[mask] = shard.store.codes_of(neuron_type, rows[mask] - shard.offset)
+        for shard, mask in located:
+            at = np.flatnonzero(mask)
+            out[at] = shard.store.codes_of(neuron_type, rows[at] - shard.offset)
         return out
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ neurons, from the document's topic (or a second topic it mixes in), and a
 little uniform noise. Targets are 64 held-out documents of one topic each,
 topics of different sizes, with the paper's count weighting.
 
-    python tools/bench_faiss.py --docs 1000000 3000000 --dir /tmp/nagfaiss
+    python -m tools.bench_faiss --docs 1000000 3000000 --dir /tmp/nagfaiss
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ that order, as extraction stores them by descending impact. Targets are built
 the way the paper's profiles are: counts over a few dozen documents of one
 topic, so the tables hold integers and the kernel must match NumPy exactly.
 
-    python tools/bench_query.py --docs 10000000 --dir /tmp/nagbench
+    python -m tools.bench_query --docs 10000000 --dir /tmp/nagbench
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ carry its label, averaged over the targets. The methods:
 
 All methods read the same texts truncated to the index's ``max_length`` tokens.
 
-Usage: ``python tools/eval_selection.py DATA_DIR [--index DIR] [--model M] [-k 10,50,100,200]``
+Usage: ``python -m tools.eval_selection DATA_DIR [--index DIR] [--model M] [-k 10,50,100,200]``
 
 ``DATA_DIR`` holds ``corpus/`` and ``targets.jsonl``, as ``tools/labelled_corpus.py``
 writes them; the index (default ``DATA_DIR/nag.index``) is built on first use and

@@ -11,7 +11,7 @@ same Python version and seed always yield byte-identical files.
 Each label also gets a few held-out docstrings as target examples: they are
 never in the pool, as a task's examples are never in the web crawl.
 
-Usage: ``python tools/labelled_corpus.py OUT_DIR [--per-label 200] [--targets 16] [--seed 0]``
+Usage: ``python -m tools.labelled_corpus OUT_DIR [--per-label 200] [--targets 16] [--seed 0]``
 
 Writes ``OUT_DIR/corpus/pool.jsonl`` (``id``, ``text``, ``label``) and
 ``OUT_DIR/targets.jsonl`` (``text``, ``target``, ``label``).
