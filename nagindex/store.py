@@ -166,14 +166,15 @@ class CodeStore:
 
     def _chunks_mapped(self, neuron_type: str) -> list[np.ndarray] | None:
         """Each chunk of ``codes/<type>``, in row order, as an array over a memory map of the file;
-        None where the dataset is filtered (compressed) or not fully written, whose bytes cannot be
-        read in place."""
+        None where the dataset is filtered (compressed) or not fully written, or the file has a user
+        block (chunk addresses then start after it): its bytes are not read in place."""
         if neuron_type not in self._mapped:
             ds = self.codes(neuron_type)
             per = ds.chunks[0] if ds.chunks else 0
             chunk_bytes = per * int(np.prod(ds.shape[1:])) * ds.dtype.itemsize
             chunks = [None] * (-(-self.rows // per) if per else 0)
-            if chunks and ds.id.get_create_plist().get_nfilters() == 0 and ds.id.get_num_chunks() == len(chunks):
+            in_place = self._f.userblock_size == 0 and ds.id.get_create_plist().get_nfilters() == 0
+            if chunks and in_place and ds.id.get_num_chunks() == len(chunks):
                 file = np.memmap(self.path, dtype=np.uint8, mode="r")
                 for i in range(len(chunks)):
                     info = ds.id.get_chunk_info(i)
