@@ -42,8 +42,8 @@ PROBE_SHARE = 0.25          # an IVF search visits at least this share of the li
 LIST_COVER = 2              # and at least those holding twice the candidates it is asked for
 TOKEN_MARGIN = 1.5          # documents planned for a token budget, over its tokens / the mean document length
 AUTO_MIN_POOL = 1_000_000   # below, the exact scan takes about a second
-AUTO_MAX_SHARE = 0.05       # auto approximates while the candidates are at most this share of the pool:
-                            # below it, measured 1.7x to 4.4x faster than the scan; 1.4x at 13%, none at 40%
+AUTO_MAX_SHARE = 0.10       # auto approximates while the candidates planned are at most this share of the pool:
+                            # measured 12.5x faster than the scan at 0.4%, 3.3x at 4%, 1.2x at 40% (10^7 documents)
 
 
 def planned_documents(budgets: list[Budget], tokens: np.ndarray) -> list[int]:

@@ -191,7 +191,7 @@ def test_auto_scans_large_shares_and_approximates_small_k_on_large_pools():
     assert choose(1_000, [10_000_000] * 10) == "approx"
     assert choose(1_000, [AUTO_MIN_POOL // 2]) == "exact"            # a small pool scans in seconds
     assert choose(1_000, [100_000_000], oversample=10**6) == "exact"
-    assert choose(600_000, [100_000_000]) == "exact"
+    assert choose(1_200_000, [100_000_000]) == "exact"
     assert choose(20_000, [1_000_000] * 100) == "exact"              # each of 100 shards re-scores 10x k
 
 
