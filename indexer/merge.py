@@ -9,7 +9,9 @@ replaced by an atomic rename, so a reader sees the index before or after the
 merge, never in between.
 
 Merging checks what a single build would: all parts exist and are finished,
-share one backbone and one set of settings, and read disjoint corpus files.
+share one backbone and one set of settings, read disjoint corpus files, and
+hold no id twice (a single build refuses a corpus that does; each worker
+could only check its own files).
 """
 from __future__ import annotations
 
@@ -18,9 +20,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+from tqdm.auto import tqdm
+
 from nagindex.errors import IndexStateError
-from nagindex.index import (MANIFEST, PARTIAL, SHARD_META, header_of, manifest_for, part_name, read_json,
+from nagindex.index import (CODES, MANIFEST, PARTIAL, SHARD_META, header_of, manifest_for, part_name, read_json,
                             shards_dir, write_manifest)
+from nagindex.store import CodeStore
 
 PART_NAME = re.compile(r"(\d+)-of-(\d+)")
 
@@ -50,6 +56,7 @@ def merge(index_path: str | os.PathLike) -> MergeReport:
     header = header_of(manifest) if manifest else header_of(metas[0])
     _check_same_header(index_path, manifest, listed + names, metas, header)
     _check_disjoint(listed + names, metas)
+    _check_unique_ids(index_path, listed + names, metas)
     joined = manifest_for(metas, header)
     write_manifest(index_path, joined)
     return MergeReport(index_path, names, joined["documents"], joined["tokens"])
@@ -113,3 +120,40 @@ def _check_disjoint(names: list[str], metas: list[dict]) -> None:
                     f"{f['path']} is in both shard {owner[f['path']]} and shard {name}; "
                     "all workers must be given the same corpus")
             owner[f["path"]] = name
+
+
+def _check_unique_ids(index_path: Path, names: list[str], metas: list[dict], chunk: int = 1 << 16) -> None:
+    """Refuse an id held twice, naming both places.
+
+    Ids are compared by their hashes (8 bytes a document: 0.8 GB for 10^8),
+    and the ids behind a shared hash by themselves.
+    """
+    stores = [CodeStore(shards_dir(index_path) / name / CODES) for name in names]
+    try:
+        starts = np.cumsum([0, *(s.rows for s in stores)])
+        hashes = np.empty(starts[-1], np.int64)
+        with tqdm(total=int(starts[-1]), unit="doc", desc="checking ids", disable=None) as bar:
+            for store, first in zip(stores, starts):
+                for at in range(0, store.rows, chunk):
+                    got = store.ids(slice(at, at + chunk))
+                    hashes[first + at:first + at + len(got)] = np.fromiter(map(hash, got), np.int64, len(got))
+                    bar.update(len(got))
+        order = np.argsort(hashes, kind="stable")
+        for i in np.flatnonzero(hashes[order[1:]] == hashes[order[:-1]]):
+            places = [_place(stores, names, metas, starts, int(g)) for g in order[i:i + 2]]
+            if places[0][0] == places[1][0]:
+                raise IndexStateError(
+                    f"id {places[0][0]!r} is in {places[0][1]} and in {places[1][1]}; a build refuses a corpus "
+                    "that holds an id twice: give every document its own id and rebuild the parts that hold it")
+    finally:
+        for store in stores:
+            store.close()
+
+
+def _place(stores: list[CodeStore], names: list[str], metas: list[dict], starts: np.ndarray, row: int) -> tuple[str, str]:
+    """The id at global ``row``, and where it was read from."""
+    s = int(np.searchsorted(starts, row, side="right")) - 1
+    local = np.array([row - starts[s]])
+    files, offsets = stores[s].sources()
+    path = metas[s]["files"][int(files[local[0]])]["path"]
+    return stores[s].ids_of(local)[0], f"shard {names[s]} ({path}, offset {int(offsets[local[0]])})"

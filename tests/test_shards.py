@@ -134,3 +134,16 @@ def test_picking_from_each_parts_candidates_is_picking_from_the_pool(seed):
                                for part in parts])
         merged = pick(distance[rows], lambda r: ids[rows[r]], tokens[rows], budget)
         assert rows[merged.rows].tolist() == whole.rows.tolist() and merged.exhausted == whole.exhausted
+
+
+def test_merge_refuses_an_id_that_two_workers_both_indexed(tiny_model, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, ids in (("a.jsonl", ["x1", "shared", "x2"]), ("b.jsonl", ["y1", "y2", "shared"])):
+        (corpus / name).write_text("".join(json.dumps({"id": i, "text": f"text of {i} in {name}"}) + "\n" for i in ids))
+    assert "duplicate id 'shared'" in build(tiny_model, corpus, tmp_path / "whole", ok=False).output
+    index = tmp_path / "sharded"
+    build_shards(tiny_model, corpus, index, 2)
+    out = run("merge", index, ok=False).output
+    assert "'shared'" in out and "a.jsonl" in out and "b.jsonl" in out and "offset" in out
+    assert not (index / "manifest.json").exists()
