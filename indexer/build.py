@@ -33,7 +33,7 @@ from nagindex.index import (CODES, MANIFEST, PARTIAL, SHARD_META, VECTORS, Index
 from nagindex.sketch import DEFAULT_DIM, DEFAULT_FAISS, Sketch
 from nagindex.store import CodeStore, Rows, add_slot_counts, concat_stores, write_rows
 
-from nagindex.corpus import Record, Skipped, find_files, read_records
+from nagindex.corpus import Record, Skipped, find_files, number, read_records
 from .vectors import build_vectors
 
 PLAN = "plan.json"
@@ -54,6 +54,7 @@ class BuildOptions:
     device: str | None = None
     dtype: str | None = None
     store_impacts: bool = False
+    keep_fields: tuple[str, ...] = ()        # numeric corpus fields stored beside the codes
     faiss: str = DEFAULT_FAISS
     sketch_dim: int = DEFAULT_DIM
     progress: bool = True
@@ -127,6 +128,8 @@ def build(corpus, index_path: str | os.PathLike, options: BuildOptions = BuildOp
     final = shards_dir(index_path) / name
     plan = {**header, "files": fingerprint, "text_field": options.text_field, "id_field": options.id_field,
             "window": options.window, "skip_bad": options.skip_bad}
+    if options.keep_fields:
+        plan["fields"] = list(options.keep_fields)
     if (final / SHARD_META).exists():
         # Finished, but stopped before the manifest listed it.
         meta = read_json(final / SHARD_META, "shard metadata")
@@ -143,7 +146,7 @@ def build(corpus, index_path: str | os.PathLike, options: BuildOptions = BuildOp
     # Ids name files relative to the whole corpus: a part built with --shard
     # gives each document the id that an unsharded build gives it.
     read = functools.partial(read_records, files, options.text_field, options.id_field,
-                             on_error="skip" if options.skip_bad else "raise", seen_ids=seen,
+                             extra_fields=options.keep_fields, on_error="skip" if options.skip_bad else "raise", seen_ids=seen,
                              root=_common_root(everything))
     done = 0
     if not (work / SHARD_META).exists():
@@ -276,8 +279,15 @@ def _extract_windows(records: Iterator[Record], work: Path, extractor: Extractor
                 source_offset=np.fromiter((r.offset for r in window), np.int64, len(window)),
                 codes=nags.codes,
                 impacts=nags.impacts if options.store_impacts else {},
+                fields=kept_fields(window, options.keep_fields),
             ))
     return parts.done
+
+
+def kept_fields(window: list[Record], names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The ``--keep-field`` values of a window's records, as numbers (NaN where a record has none)."""
+    return {name: np.fromiter((number(r.fields.get(name)) for r in window), np.float64, len(window))
+            for name in names}
 
 
 def _finish_shard(work: Path, name: str, header: dict, plan: dict, skipped: list[Skipped], options: BuildOptions) -> dict:
@@ -299,7 +309,8 @@ def _finish_shard(work: Path, name: str, header: dict, plan: dict, skipped: list
         if skipped:
             write_skipped(work / SKIPPED, skipped)
         meta = {"name": name, **header, "documents": documents, "tokens": tokens, "files": plan["files"],
-                "text_field": plan["text_field"], "id_field": plan["id_field"], "skipped": len(skipped)}
+                "text_field": plan["text_field"], "id_field": plan["id_field"], "fields": plan.get("fields", []),
+                "skipped": len(skipped)}
         write_json(work / SHARD_META, meta)
     for p in work.glob("part-*.h5"):
         p.unlink()

@@ -27,11 +27,9 @@ from nagindex.corpus import Record, Skipped
 from nagindex.extract import ExtractSettings, Extractor
 from nagindex.store import Rows
 
-from .build import SKIPPED, BuildOptions, PartWriter, pending_windows, read_skipped, write_skipped
+from .build import SKIPPED, BuildOptions, PartWriter, kept_fields, pending_windows, read_skipped, write_skipped
 
 _NODE_LABEL = "ray.io/node-id"
-# Where each row comes from: its window, its place in the window, the window's length.
-_PLACE = ("window", "row", "size")
 
 
 def extract_windows(read: Callable[..., Iterator[Record]], work: Path, options: BuildOptions,
@@ -50,7 +48,7 @@ def extract_windows(read: Callable[..., Iterator[Record]], work: Path, options: 
     replicas, resources = _replicas(ray)
     # One seed row starts the one reader, on this node.
     windows = ray.data.from_items([{"reader": 0}]).map_batches(
-        _read_windows, fn_args=(read, work, options.window), batch_size=None, num_cpus=0, label_selector=here)
+        _read_windows, fn_args=(read, work, options.window, options.keep_fields), batch_size=None, num_cpus=0, label_selector=here)
     # One window a block, not Ray's 128 MB: a replica's task is then one window, written as soon as it is done.
     windows = windows.repartition(target_num_rows_per_block=options.window)
     nags = windows.map_batches(
@@ -87,12 +85,14 @@ def _portable(model: str | None) -> str | None:
     return str(Path(model).absolute()) if model and Path(model).exists() else model
 
 
-def _read_windows(_, read: Callable[..., Iterator[Record]], work: Path, size: int) -> Iterator[dict]:
+def _read_windows(_, read: Callable[..., Iterator[Record]], work: Path, size: int,
+                  fields: tuple[str, ...]) -> Iterator[dict]:
     """The one reader: the pending windows of the corpus, as batches of rows."""
     skipped: list[Skipped] = []
     for k, window in pending_windows(read(skipped=skipped), work, size):
         n = len(window)
         yield {
+            # Where each row comes from: its window, its place in the window, the window's length.
             "window": np.full(n, k, np.int64),
             "row": np.arange(n, dtype=np.int64),
             "size": np.full(n, n, np.int64),
@@ -100,6 +100,7 @@ def _read_windows(_, read: Callable[..., Iterator[Record]], work: Path, size: in
             "text": np.array([r.text for r in window], dtype=object),
             "file": np.fromiter((r.file_index for r in window), np.uint32, n),
             "offset": np.fromiter((r.offset for r in window), np.int64, n),
+            **{f"field:{name}": values for name, values in kept_fields(window, fields).items()},
         }
     if skipped:
         # The reader runs on this node: the driver picks the list up from the shard's directory.
@@ -116,7 +117,7 @@ class _Replica:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         nags = self.extractor.extract(batch["text"].tolist())
-        out = {name: batch[name] for name in (*_PLACE, "id", "file", "offset")}
+        out = {name: column for name, column in batch.items() if name != "text"}
         out["tokens"] = nags.tokens
         out.update({f"codes:{t}": c for t, c in nags.codes.items()})
         if self.impacts:
@@ -149,4 +150,5 @@ def _rows(pieces: list[dict[str, np.ndarray]]) -> Rows:
         return {name.split(":", 1)[1]: column for name, column in columns.items() if name.startswith(prefix)}
 
     return Rows(ids=columns["id"].tolist(), tokens=columns["tokens"], source_file=columns["file"],
-                source_offset=columns["offset"], codes=typed("codes:"), impacts=typed("impacts:"))
+                source_offset=columns["offset"], codes=typed("codes:"), impacts=typed("impacts:"),
+                fields=typed("field:"))

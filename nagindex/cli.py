@@ -119,13 +119,16 @@ def main(verbose: bool):
 @click.option("--token-budget", type=int, default=None, help="Tokens per batch (batch size x longest text) [default: 4096 on CPU, 65536 on CUDA].")
 @click.option("--window", default=1024, show_default=True, help="Documents per resumable step.")
 @click.option("--impacts", is_flag=True, help="Also store the impact values (float16) beside the codes.")
+@click.option("--keep-field", "keep_fields", multiple=True, metavar="NAME",
+              help="Store this numeric corpus field (e.g. a quality score) in the index, so that "
+                   "`query --quality-field NAME` does not read the corpus again. Repeatable.")
 @click.option("--faiss", "faiss_spec", default=DEFAULT_FAISS, show_default=True, help="FAISS index_factory string for the per-document vectors, e.g. IVF4096,PQ512x4fs for 10^8 documents.")
 @click.option("--sketch-dim", default=DEFAULT_DIM, show_default=True, help="Length of each document's FAISS vector.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_engine_options("a Ray Data pipeline with one backbone replica per GPU, or per node without GPUs")
 @_errors
 def build(corpus, index, model, neuron_types, top_k, max_length, text_field, id_field, append, skip_bad, shard,
-          device, dtype, token_budget, window, impacts, faiss_spec, sketch_dim, quiet, engine, ray_address):
+          device, dtype, token_budget, window, impacts, keep_fields, faiss_spec, sketch_dim, quiet, engine, ray_address):
     """Run the backbone over CORPUS once and write the index.
 
     CORPUS is one or more directories (searched recursively), files or globs of
@@ -139,7 +142,8 @@ def build(corpus, index, model, neuron_types, top_k, max_length, text_field, id_
     options = BuildOptions(
         model=model, settings=ExtractSettings(parse_types(neuron_types), top_k, max_length),
         text_field=text_field, id_field=id_field, skip_bad=skip_bad, append=append, shard=shard, window=window,
-        token_budget=token_budget, device=device, dtype=dtype, store_impacts=impacts, faiss=faiss_spec,
+        token_budget=token_budget, device=device, dtype=dtype, store_impacts=impacts,
+        keep_fields=tuple(dict.fromkeys(keep_fields)), faiss=faiss_spec,
         sketch_dim=sketch_dim, progress=not quiet, engine=engine, ray_address=ray_address)
     report = run_build(list(corpus), index or default_index_path(), options)
     if report.status == "up to date":
@@ -172,7 +176,9 @@ def build(corpus, index, model, neuron_types, top_k, max_length, text_field, id_
 @click.option("--nprobe", type=click.IntRange(min=1), default=None,
               help="approx over an IVF index: lists each search visits [default: a quarter, or enough for twice the candidates].")
 @_score_options
-@click.option("--quality-field", default=None, help="Numeric corpus field combined with the distance (min-max normalised sum).")
+@click.option("--quality-field", default=None,
+              help="Numeric corpus field combined with the distance (min-max normalised sum); read from the "
+                   "index if the build kept it (--keep-field), else from every corpus record.")
 @click.option("--invert-quality", is_flag=True, help="Lower quality values are better (e.g. perplexity).")
 @_target_options
 @_engine_options("one Ray task per shard, merged exactly (the index must be on a file system all workers see)")

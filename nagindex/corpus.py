@@ -273,6 +273,11 @@ class _Reader:
         self.skipped.append(Skipped(where, reason))
 
 
+def number(value) -> float:
+    """A record field as a number: NaN where it is missing or not a number (booleans are not)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
+
+
 def _surrogate(value: str, field: str) -> str | None:
     """The problem with a lone surrogate in ``value``, if it has one.
 

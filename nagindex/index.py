@@ -207,6 +207,16 @@ class Index:
             out[mask] = shard.store.ids_of(rows[mask] - shard.offset)
         return out
 
+    @property
+    def kept_fields(self) -> list[str]:
+        """The numeric corpus fields that every shard kept at build time (``--keep-field``)."""
+        names = [set(s.meta.get("fields", ())) for s in self.shards]
+        return sorted(set.intersection(*names)) if names else []
+
+    def kept_field(self, name: str) -> np.ndarray | None:
+        """The values of a kept field for every document, or None if some shard did not keep it."""
+        return self._concat(lambda s: s.store.field(name)) if name in self.kept_fields else None
+
     def damaged_code(self, error: CodeOutOfRange, neuron_type: str, rows: np.ndarray | None = None) -> IndexStateError:
         """What to tell the user of a code the kernels found out of range, at global row ``error.row``
         or, when they scored the codes of ``rows``, at ``rows[error.row]``."""

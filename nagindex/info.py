@@ -40,6 +40,7 @@ def describe(idx: Index) -> dict:
         ("layers x K", f"{idx.num_layers} x {s['top_k']}"),
         ("max length", f"{s['max_length']} tokens"),
         ("vectors", f"FAISS {idx.manifest['vectors']['faiss']} over {idx.manifest['vectors']['sketch']['dim']}-d sketches"),
+        ("kept fields", ", ".join(idx.kept_fields) or "none"),
         ("shards", str(len(idx.shards))),
         ("documents", f"{idx.documents:,}"),
         ("tokens", f"{tokens:,} ({tokens / n:,.1f} per document)"),

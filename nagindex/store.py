@@ -14,6 +14,8 @@ Layout of ``codes.h5`` (all datasets have one row per document, in corpus order)
 ``df/<type>``       int64 ``[L, N]``: in how many documents' NAGs each
                     (layer, neuron) slot is; pool statistics for query-time
                     weightings, computed once when the shard is finished.
+``fields/<name>``   float64, optional: a numeric corpus field kept at build
+                    time (``--keep-field``), NaN where a record has no number.
 
 Rows are chunked along the document axis so that a scan reads whole chunks,
 and stored without filters, so that single rows can be read through a memory
@@ -42,20 +44,10 @@ class Rows:
     source_offset: np.ndarray               # int64 [n]
     codes: dict[str, np.ndarray]            # type -> uint16 [n, L, K]
     impacts: dict[str, np.ndarray] = field(default_factory=dict)  # type -> float16
+    fields: dict[str, np.ndarray] = field(default_factory=dict)   # name -> float64
 
     def __len__(self) -> int:
         return len(self.ids)
-
-    @classmethod
-    def concat(cls, blocks: list["Rows"]) -> "Rows":
-        return cls(
-            ids=[i for b in blocks for i in b.ids],
-            tokens=np.concatenate([b.tokens for b in blocks]),
-            source_file=np.concatenate([b.source_file for b in blocks]),
-            source_offset=np.concatenate([b.source_offset for b in blocks]),
-            codes={t: np.concatenate([b.codes[t] for b in blocks]) for t in blocks[0].codes},
-            impacts={t: np.concatenate([b.impacts[t] for b in blocks]) for t in blocks[0].impacts},
-        )
 
 
 def write_rows(path: str | Path, rows: Rows) -> None:
@@ -70,6 +62,8 @@ def write_rows(path: str | Path, rows: Rows) -> None:
             _create(f, f"codes/{t}", c.astype(np.uint16, copy=False))
         for t, v in rows.impacts.items():
             _create(f, f"impacts/{t}", v.astype(np.float16, copy=False))
+        for name, v in rows.fields.items():
+            _create(f, f"fields/{name}", v.astype(np.float64, copy=False))
         f.attrs["rows"] = n
 
 
@@ -186,6 +180,10 @@ class CodeStore:
 
     def slot_counts(self, neuron_type: str) -> np.ndarray:
         return self._f[f"df/{neuron_type}"][...]
+
+    def field(self, name: str) -> np.ndarray | None:
+        """A corpus field kept at build time, or None if this shard did not keep it."""
+        return self._f[f"fields/{name}"][...] if f"fields/{name}" in self._f else None
 
     def ids(self, rows=slice(None)) -> np.ndarray:
         return self._f["ids"].asstr()[rows]

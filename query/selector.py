@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from nagindex.cluster import check_engine
-from nagindex.corpus import fetch_texts, fetch_values
+from nagindex.corpus import fetch_texts, fetch_values, number
 from nagindex.errors import CodeOutOfRange, IndexStateError, NagindexError
 from nagindex.index import Index
 from nagindex.settings import ExtractSettings
@@ -199,13 +199,16 @@ class Selector:
         return self._fetch(rows, lambda shard: shard.meta["text_field"], None)
 
     def quality(self, field_name: str, higher_is_better: bool = True) -> np.ndarray:
-        """A numeric field of every pool record, read from the corpus, as badness (lower is better).
+        """A numeric field of every pool record as badness (lower is better).
 
-        Records without a number in the field get NaN, which ranks as the worst quality.
+        Read from the index where the build kept it (``--keep-field``), else from
+        every record of the corpus files: a pass over the whole corpus. Records
+        without a number in the field get NaN, which ranks as the worst quality.
         """
-        rows = np.arange(self.index.documents)
-        values = np.array([v if _is_number(v) else np.nan for v in self._fetch(rows, lambda shard: field_name, _any)],
-                          dtype=np.float64)
+        values = self.index.kept_field(field_name)
+        if values is None:
+            rows = np.arange(self.index.documents)
+            values = np.array([number(v) for v in self._fetch(rows, lambda shard: field_name, _any)], np.float64)
         return -values if higher_is_better else values
 
     def _fetch(self, rows: np.ndarray, field_of, check) -> list:
@@ -221,10 +224,6 @@ class Selector:
             for i, v in zip(np.flatnonzero(mask), values):
                 out[i] = v
         return out
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _any(value) -> None:

@@ -133,6 +133,17 @@ def test_quality_field_changes_the_order(index, demo):
     assert sorted(plain) == sorted(mixed) and plain != mixed
 
 
+def test_a_kept_quality_field_is_read_from_the_index(tiny_model, index, demo, tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(demo / "corpus", corpus)
+    kept = tmp_path / "kept.index"
+    run("build", corpus, "-o", kept, "--model", tiny_model, "--quiet", "--keep-field", "quality")
+    shutil.rmtree(corpus)                                   # the query must not need it
+    assert "quality" in run("info", kept).output.split("kept fields")[1].splitlines()[0]
+    args = ("-k", "120", "--quality-field", "quality", "--invert-quality")
+    assert query(kept, demo / "targets.jsonl", *args).output == query(index, demo / "targets.jsonl", *args).output
+
+
 def test_variants_at_query_time(index, demo):
     for args in (["--layers", "last"], ["--layers", "0-1"], ["--top-k", "5"], ["--power", "2"], ["--weighting", "idf"]):
         out = rows(query(index, demo / "targets.jsonl", "-k", "10", *args).output)

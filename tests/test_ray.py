@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+from nagindex.index import Index
 from test_build import build, run, snapshot
 
 QUERIES = [("-k", "10"), ("-k", "25", "--dedup"), ("--tokens", "900"), ("--fraction", "0.3", "--layers", "last"),
@@ -25,11 +26,15 @@ def test_ray_build_equals_local_build(cluster, tiny_model, demo, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "b0", "text": "cell energy"}\n{broken\n{"id": "b0", "text": "again"}\n')
     local, distributed = tmp_path / "local", tmp_path / "ray"
-    reports = [build(tiny_model, demo / "corpus", path, bad, "--skip-bad", "--window", "8", *engine).output
+    reports = [build(tiny_model, demo / "corpus", path, bad, "--skip-bad", "--window", "8", "--keep-field", "quality",
+                     *engine).output
                for path, engine in ((local, ()), (distributed, ("--engine", "ray")))]
     a, b = snapshot(local), snapshot(distributed)
     assert a["ids"] == b["ids"] and a["tokens"] == b["tokens"] and "b0" in a["ids"]
     np.testing.assert_array_equal(a["codes"], b["codes"])
+    kept = [Index(path).kept_field("quality") for path in (local, distributed)]
+    np.testing.assert_array_equal(kept[0], kept[1])
+    assert np.isnan(kept[0][a["ids"].index("b0")]) and np.isfinite(kept[0]).sum() > len(kept[0]) // 2
     listed = [(path / "shards" / "00000" / "skipped.jsonl").read_text() for path in (local, distributed)]
     assert listed[0] == listed[1] and len(listed[1].splitlines()) == 2
     assert "skipped 2 bad records" in reports[1] and "line 3: duplicate id 'b0'" in reports[1]
