@@ -28,8 +28,8 @@ from nagindex.backbone import load_backbone
 from nagindex.cluster import check_engine
 from nagindex.errors import IndexStateError, InputError, NagindexError
 from nagindex.extract import ExtractSettings, Extractor
-from nagindex.index import (CODES, MANIFEST, PARTIAL, SHARD_META, VECTORS, Index, manifest_for, part_name,
-                            read_json, shards_dir, write_manifest)
+from nagindex.index import (CODES, MANIFEST, PARTIAL, SHARD_META, VECTORS, Index, KnownIds, manifest_for,
+                            part_name, read_json, shards_dir, write_manifest)
 from nagindex.sketch import DEFAULT_DIM, DEFAULT_FAISS, Sketch
 from nagindex.store import CodeStore, Rows, add_slot_counts, concat_stores, write_rows
 
@@ -141,7 +141,7 @@ def build(corpus, index_path: str | os.PathLike, options: BuildOptions = BuildOp
     work = shards_dir(index_path) / f"{name}{PARTIAL}"
     _prepare(work, plan)
 
-    seen = {i: f"{index_path} (already indexed)" for i in Index(index_path).ids} if manifest else {}
+    seen = KnownIds(Index(index_path), f"{index_path} (already indexed)") if manifest else {}
     skipped: list[Skipped] = []
     # Ids name files relative to the whole corpus: a part built with --shard
     # gives each document the id that an unsharded build gives it.

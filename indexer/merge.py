@@ -122,22 +122,16 @@ def _check_disjoint(names: list[str], metas: list[dict]) -> None:
             owner[f["path"]] = name
 
 
-def _check_unique_ids(index_path: Path, names: list[str], metas: list[dict], chunk: int = 1 << 16) -> None:
+def _check_unique_ids(index_path: Path, names: list[str], metas: list[dict]) -> None:
     """Refuse an id held twice, naming both places.
 
-    Ids are compared by their hashes (8 bytes a document: 0.8 GB for 10^8),
-    and the ids behind a shared hash by themselves.
+    Ids are compared by their hashes (``CodeStore.id_hashes``), and the ids
+    behind a shared hash by themselves.
     """
     stores = [CodeStore(shards_dir(index_path) / name / CODES) for name in names]
     try:
         starts = np.cumsum([0, *(s.rows for s in stores)])
-        hashes = np.empty(starts[-1], np.int64)
-        with tqdm(total=int(starts[-1]), unit="doc", desc="checking ids", disable=None) as bar:
-            for store, first in zip(stores, starts):
-                for at in range(0, store.rows, chunk):
-                    got = store.ids(slice(at, at + chunk))
-                    hashes[first + at:first + at + len(got)] = np.fromiter(map(hash, got), np.int64, len(got))
-                    bar.update(len(got))
+        hashes = np.concatenate([s.id_hashes() for s in tqdm(stores, unit="shard", desc="checking ids", disable=None)])
         order = np.argsort(hashes, kind="stable")
         for i in np.flatnonzero(hashes[order[1:]] == hashes[order[:-1]]):
             places = [_place(stores, names, metas, starts, int(g)) for g in order[i:i + 2]]

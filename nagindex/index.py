@@ -244,3 +244,31 @@ class Index:
         for s in self.shards:
             if "store" in s.__dict__:
                 s.store.close()
+
+
+class KnownIds(dict):
+    """The ids seen so far by the corpus reader (its ``seen_ids``), starting with an index's own.
+
+    For ``--append``: the index's ids are held as hashes (``CodeStore.id_hashes``)
+    with their order, 16 bytes a document, and a hash found is confirmed by the
+    id itself. The corpus's new ids are held as the reader holds them, in the
+    dict, with where each was first seen.
+    """
+
+    def __init__(self, index: Index, where: str):
+        super().__init__()
+        hashes = np.concatenate([np.zeros(0, np.int64), *(s.store.id_hashes() for s in index.shards)])
+        self._order = np.argsort(hashes, kind="stable")
+        self._hashes = hashes[self._order]
+        self._index, self._where = index, where
+
+    def get(self, doc_id: str, default=None):
+        if doc_id in self:
+            return self[doc_id]
+        h = hash(doc_id)
+        at = int(np.searchsorted(self._hashes, h))
+        while at < len(self._hashes) and self._hashes[at] == h:
+            if self._index.ids_of(self._order[at:at + 1])[0] == doc_id:
+                return self._where
+            at += 1
+        return default

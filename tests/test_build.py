@@ -105,6 +105,12 @@ def test_append_adds_a_shard_and_refuses_other_settings(tiny_model, demo, tmp_pa
     assert result.exit_code != 0 and "settings" in result.output
     result = build(tiny_model, demo / "corpus" / "web-00.jsonl", index, "--append", ok=False)
     assert "already in" in result.output
+    again = tmp_path / "again.jsonl"
+    again.write_text(json.dumps({"id": "new-doc", "text": "a new text"}) + "\n"
+                     + json.dumps({"id": first["ids"][3], "text": "another text, an id already indexed"}) + "\n")
+    result = build(tiny_model, again, index, "--append", ok=False)
+    assert f"line 2: duplicate id {first['ids'][3]!r}, first seen at {index} (already indexed)" in result.output
+    assert Index(index).documents == idx.documents
 
 
 def test_interrupted_build_resumes_to_the_same_index(tiny_model, tmp_path):
