@@ -1,13 +1,16 @@
-"""``nagindex query --engine ray``: one Ray task per shard, merged exactly here.
+"""``nagindex query --engine ray``: Ray tasks score the shards, merged exactly here.
 
-Each task scans its shard's codes and returns, per target, the head of the
-shard's own ranking that a selection over the whole pool can reach
-(:func:`query.select.candidates`); this process ranks the union by the same
-rule (distance, then id) and picks with the same code as a local query. The
-result is identical to a local query's, token budgets included, while a
-shard's scores never leave its worker: only the candidates travel. Workers
-read the shards where the index lies, so the index must be on a file system
-every worker sees.
+Two rounds. First, one task per shard scans its codes and sends back, per
+target, a summary of its distances (``query.select.summarize``: a thousand
+bins, whatever the shard's size), while the similarities themselves stay in
+the object store on the worker's node. From the summaries this process finds
+a distance that bounds the selection over the whole pool
+(``query.select.reach``); then one task per shard sends the rows at or below
+it. This process ranks their union by the same rule (distance, then id) and
+picks with the same code as a local query: the result is identical to a local
+query's, token budgets included, and what travels is about the selection,
+even for the paper's 20% over many shards. Workers read the shards where the
+index lies, so the index must be on a file system every worker sees.
 """
 from __future__ import annotations
 
@@ -22,37 +25,47 @@ from nagindex.store import CodeStore
 from .budget import Budget
 from .profile import Profiles
 from .scoring import score_stream
-from .select import Pick, candidates, pick
+from .select import Pick, Summary, pick, reach, summarize
 
 
 def fan_out(index: Index, profiles: Profiles, neuron_type: str, budgets: list[Budget],
             ray_address: str | None = None) -> tuple[list[Pick], list[np.ndarray]]:
     """Each target's pick over the whole index, and the similarities of the picked rows."""
     ray = connect(ray_address)
-    task = ray.remote(_shard_candidates)
+    score, within = ray.remote(num_returns=2)(_score_shard), ray.remote(_within)
     shared = ray.put(profiles)
+    paths = [str(shard.path.absolute()) for shard in index.shards]
     with worker_errors():
-        found = ray.get([task.remote(str(shard.path.absolute()), shared, neuron_type, budgets) for shard in index.shards])
+        scored = [score.remote(path, shared, neuron_type) for path in paths]
+        summaries = ray.get([summary for summary, _ in scored])
+        limits = [reach([s[m] for s in summaries], budget) for m, budget in enumerate(budgets)]
+        found = ray.get([within.remote(path, sims, limits) for path, (_, sims) in zip(paths, scored)])
     picks, similarity = [], []
     for m, budget in enumerate(budgets):
         rows = np.concatenate([shard.offset + part[m][0] for shard, part in zip(index.shards, found)])
         sims = np.concatenate([part[m][1] for part in found])
         tokens = np.concatenate([part[m][2] for part in found])
-        chosen = pick(1.0 - sims, lambda i: index.ids_of(rows[i]), tokens, budget)
+        chosen = pick(1.0 - sims, lambda i, rows=rows: index.ids_of(rows[i]), tokens, budget)
         picks.append(Pick(rows[chosen.rows], chosen.distance, chosen.exhausted))
         similarity.append(sims[chosen.rows])
     return picks, similarity
 
 
-def _shard_candidates(path: str, profiles: Profiles, neuron_type: str,
-                      budgets: list[Budget]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per target: the shard's candidate rows, their similarities and token counts."""
+def _score_shard(path: str, profiles: Profiles, neuron_type: str) -> tuple[list[Summary], np.ndarray]:
+    """Per target, the summary of the shard's distances; and its similarities ``[n, M]``, kept for ``_within``."""
     with CodeStore(Path(path) / CODES) as store:
         sims = profiles.similarity(score_stream(store.iter_codes(neuron_type), store.rows,
                                                 profiles.table, profiles.layers, profiles.top_k))
         tokens = store.tokens()
-        out = []
-        for m, budget in enumerate(budgets):
-            rows = candidates(1.0 - sims[:, m], store.ids_of, tokens, budget)
-            out.append((rows, sims[rows, m], tokens[rows]))
+    return [summarize(1.0 - sims[:, m], tokens) for m in range(sims.shape[1])], sims
+
+
+def _within(path: str, sims: np.ndarray, limits: list[float]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per target: the shard's rows at or below its limit, their similarities and token counts."""
+    with CodeStore(Path(path) / CODES) as store:
+        tokens = store.tokens()
+    out = []
+    for m, limit in enumerate(limits):
+        rows = np.flatnonzero(1.0 - sims[:, m] <= limit)
+        out.append((rows, sims[rows, m], tokens[rows]))
     return out

@@ -72,20 +72,41 @@ def pick(distance: np.ndarray, ids_of: IdsOf, tokens: np.ndarray, budget: Budget
     return Pick(rows, distance[rows], False)
 
 
-def candidates(distance: np.ndarray, ids_of: IdsOf, tokens: np.ndarray, budget: Budget) -> np.ndarray:
-    """The rows of one part of a pool that ``pick`` over the whole pool can reach.
+@dataclass
+class Summary:
+    """One part of a pool's distances to a target, in bins: each bin's upper edge, documents and tokens."""
 
-    That is the part's ranking up to and including its first row beyond the
-    budget: a selection over the whole pool takes a prefix of each part's
-    ranking, within the budget, and stops at the first row that does not fit.
-    ``pick`` over the union of all parts' candidates is therefore ``pick`` over
-    the whole pool, the "covers the whole pool" flag included, which is what
-    lets shards be scored apart and merged exactly.
+    edges: np.ndarray         # float64, ascending
+    documents: np.ndarray     # int64
+    tokens: np.ndarray        # int64
+
+
+def summarize(distance: np.ndarray, tokens: np.ndarray, bins: int = 1024) -> Summary:
+    """Bins spread evenly over the part's own range: small to send, whatever the part's size."""
+    if not len(distance):
+        return Summary(np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    edges = np.linspace(distance.min(), distance.max(), bins + 1)[1:]
+    at = np.minimum(np.searchsorted(edges, distance), bins - 1)      # distance <= edges[at]
+    return Summary(edges, np.bincount(at, minlength=bins),
+                   np.bincount(at, weights=tokens, minlength=bins).astype(np.int64))
+
+
+def reach(summaries: list[Summary], budget: Budget) -> float:
+    """A distance that bounds what ``pick`` over the whole pool can reach, from its parts' summaries.
+
+    The rows of every part at or below it hold more documents (for a token
+    budget, more tokens) than the budget: the selection is a prefix of the
+    ranking, so they hold all of it and the first row beyond it, and ``pick``
+    over them is ``pick`` over the whole pool, the "covers the whole pool" flag
+    included. Every bin counts at its upper edge, so the bound is safe and is
+    loose by at most one bin per part. Infinite when the budget takes the pool.
     """
-    if budget.documents is not None:
-        return ranked_prefix(distance, ids_of, budget.documents + 1)
-    rows, fit = _token_prefix(distance, ids_of, tokens, budget.tokens)
-    return rows[: fit + 1]
+    edges = np.concatenate([s.edges for s in summaries])
+    amount = np.concatenate([s.documents if budget.documents is not None else s.tokens for s in summaries])
+    order = np.argsort(edges, kind="stable")
+    limit = budget.documents if budget.documents is not None else budget.tokens
+    past = np.flatnonzero(np.cumsum(amount[order]) > limit)
+    return float(edges[order[past[0]]]) if len(past) else np.inf
 
 
 def _token_prefix(distance: np.ndarray, ids_of: IdsOf, tokens: np.ndarray, limit: int) -> tuple[np.ndarray, int]:

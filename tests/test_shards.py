@@ -11,7 +11,7 @@ from nagindex.extract import Extractor
 from nagindex.index import Index
 from nagindex.store import CodeStore
 from query.budget import Budget
-from query.select import candidates, pick
+from query.select import pick, reach, summarize
 
 from test_build import build, run, snapshot
 
@@ -121,7 +121,7 @@ def test_merge_refuses_missing_parts_other_settings_and_mixed_splits(tiny_model,
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_picking_from_each_parts_candidates_is_picking_from_the_pool(seed):
+def test_picking_from_each_parts_reach_is_picking_from_the_pool(seed):
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, 300))
     distance = rng.integers(0, 12, n) / 12.0                      # many ties, broken by id
@@ -130,10 +130,22 @@ def test_picking_from_each_parts_candidates_is_picking_from_the_pool(seed):
     parts = np.array_split(rng.permutation(n), int(rng.integers(1, 6)))
     for budget in (Budget(documents=int(rng.integers(1, n + 5))), Budget(tokens=int(rng.integers(1, tokens.sum() + 500)))):
         whole = pick(distance, lambda r: ids[r], tokens, budget)
-        rows = np.concatenate([part[candidates(distance[part], lambda r, p=part: ids[p[r]], tokens[part], budget)]
-                               for part in parts])
+        limit = reach([summarize(distance[part], tokens[part], bins=int(rng.integers(1, 9))) for part in parts], budget)
+        rows = np.concatenate([part[distance[part] <= limit] for part in parts])
         merged = pick(distance[rows], lambda r: ids[rows[r]], tokens[rows], budget)
         assert rows[merged.rows].tolist() == whole.rows.tolist() and merged.exhausted == whole.exhausted
+
+
+def test_what_the_parts_send_is_about_the_selection():
+    rng = np.random.default_rng(0)
+    n, bins = 200_000, 1024
+    distance, tokens = rng.random(n), rng.integers(20, 400, n)
+    parts = np.array_split(rng.permutation(n), 20)
+    budget = Budget(tokens=int(0.2 * tokens.sum()))                  # the paper's 20%
+    limit = reach([summarize(distance[part], tokens[part], bins) for part in parts], budget)
+    sent = int((distance <= limit).sum())
+    selected = len(pick(distance, lambda r: r.astype(str), tokens, budget).rows)
+    assert selected < sent <= selected + len(parts) * 3 * n // len(parts) // bins
 
 
 def test_merge_refuses_an_id_that_two_workers_both_indexed(tiny_model, tmp_path):
