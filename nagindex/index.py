@@ -222,10 +222,7 @@ class Index:
         or, when they scored the codes of ``rows``, at ``rows[error.row]``."""
         row = error.row if rows is None else int(rows[error.row])
         (shard, _), = self.locate(np.array([row]))
-        local = row - shard.offset
-        return IndexStateError(f"{shard.path / CODES}: document {shard.store.ids_of(np.array([local]))[0]!r} "
-                               f"(row {local}) holds {neuron_type} code {error.code}, beyond the backbone's "
-                               f"{error.neurons} neurons: the file is damaged; build this shard again")
+        return shard.store.damaged_code(error, neuron_type, row - shard.offset)
 
     def codes_of(self, neuron_type: str, rows: np.ndarray) -> np.ndarray:
         """Codes of arbitrary global rows, in the given order (repeats allowed)."""

@@ -30,6 +30,8 @@ from typing import Iterator, Mapping
 import h5py
 import numpy as np
 
+from .errors import CodeOutOfRange, IndexStateError
+
 CHUNK_ROWS = 4096
 STR = h5py.string_dtype("utf-8")
 
@@ -190,6 +192,12 @@ class CodeStore:
 
     def ids_of(self, rows: np.ndarray) -> np.ndarray:
         return take_rows(self._f["ids"].asstr(), rows)
+
+    def damaged_code(self, error: CodeOutOfRange, neuron_type: str, row: int) -> IndexStateError:
+        """What to tell the user of a code the kernels found out of range at ``row`` of this store."""
+        return IndexStateError(f"{self.path}: document {self.ids_of(np.array([row]))[0]!r} (row {row}) holds "
+                               f"{neuron_type} code {error.code}, beyond the backbone's {error.neurons} neurons: "
+                               "the file is damaged; build this shard again")
 
     def id_hashes(self, chunk_rows: int = 1 << 16) -> np.ndarray:
         """A 64-bit hash of every id, in row order, for telling whether ids repeat.

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from nagindex.cluster import connect, worker_errors
+from nagindex.errors import CodeOutOfRange
 from nagindex.index import CODES, Index
 from nagindex.store import CodeStore
 
@@ -54,8 +55,12 @@ def fan_out(index: Index, profiles: Profiles, neuron_type: str, budgets: list[Bu
 def _score_shard(path: str, profiles: Profiles, neuron_type: str) -> tuple[list[Summary], np.ndarray]:
     """Per target, the summary of the shard's distances; and its similarities ``[n, M]``, kept for ``_within``."""
     with CodeStore(Path(path) / CODES) as store:
-        sims = profiles.similarity(score_stream(store.iter_codes(neuron_type), store.rows,
-                                                profiles.table, profiles.layers, profiles.top_k))
+        try:
+            sums = score_stream(store.iter_codes(neuron_type), store.rows, profiles.table, profiles.layers,
+                                profiles.top_k)
+        except CodeOutOfRange as e:
+            raise store.damaged_code(e, neuron_type, e.row) from None
+        sims = profiles.similarity(sums)
         tokens = store.tokens()
     return [summarize(1.0 - sims[:, m], tokens) for m in range(sims.shape[1])], sims
 

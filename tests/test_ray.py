@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 
+import h5py
 import numpy as np
 import pytest
 
@@ -64,3 +65,16 @@ def test_ray_engine_without_ray_says_how_to_install_it(tiny_model, demo, tmp_pat
     monkeypatch.setitem(sys.modules, "ray", None)
     result = build(tiny_model, demo / "corpus", tmp_path / "i", "--engine", "ray", ok=False)
     assert result.exit_code != 0 and "pip install 'nagindex[ray]'" in result.output
+
+
+@pytest.mark.ray
+def test_a_damaged_code_found_by_a_ray_task_names_its_file_and_document(cluster, tiny_model, demo, tmp_path):
+    index = tmp_path / "i"
+    build(tiny_model, demo / "corpus", index)
+    codes = next(index.glob("shards/*/codes.h5"))
+    with h5py.File(codes, "r+") as f:
+        f["codes/fwd_up"][5, 0, 1] = 60_000
+        damaged = f["ids"][5].decode()
+    result = run("query", demo / "targets.jsonl", "-i", index, "-k", "10", "--engine", "ray", ok=False)
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit)
+    assert str(codes.absolute()) in result.output and repr(damaged) in result.output and "Traceback" not in result.output
