@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(BIN)/python -m tools.demo_data demo
+	$(BIN)/python -m nagindex.demo demo
 	cd demo && ../$(BIN)/nagindex build corpus/ && ../$(BIN)/nagindex query targets.jsonl -k 40 -o selected.jsonl
 	head -n 3 demo/selected.jsonl
 

@@ -13,53 +13,30 @@ rewritten. With ``--engine ray`` only the windows' NAGs are computed elsewhere
 from __future__ import annotations
 
 import functools
-import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from nagindex.atomic import atomic_path, write_json
 from nagindex.backbone import load_backbone
 from nagindex.cluster import check_engine
+from nagindex.corpus import Record, Skipped, find_files, read_records
 from nagindex.errors import IndexStateError, InputError, NagindexError
-from nagindex.extract import ExtractSettings, Extractor
+from nagindex.extract import Extractor
 from nagindex.index import (CODES, MANIFEST, PARTIAL, SHARD_META, VECTORS, Index, KnownIds, manifest_for,
                             part_name, read_json, shards_dir, write_manifest)
-from nagindex.sketch import DEFAULT_DIM, DEFAULT_FAISS, Sketch
-from nagindex.store import CodeStore, Rows, add_slot_counts, concat_stores, write_rows
+from nagindex.sketch import Sketch
+from nagindex.store import CodeStore, Rows, add_slot_counts, concat_stores
 
-from nagindex.corpus import Record, Skipped, find_files, number, read_records
+from .options import BuildOptions
+from .parts import SKIPPED, PartWriter, kept_fields, pending_windows, write_skipped
 from .vectors import build_vectors
 
 PLAN = "plan.json"
-SKIPPED = "skipped.jsonl"
-
-
-@dataclass
-class BuildOptions:
-    model: str | None = None
-    settings: ExtractSettings = field(default_factory=ExtractSettings)
-    text_field: str = "text"
-    id_field: str = "id"
-    skip_bad: bool = False
-    append: bool = False
-    shard: tuple[int, int] | None = None      # (i, N): build only the i-th of N parts
-    window: int = 1024
-    token_budget: int | None = None
-    device: str | None = None
-    dtype: str | None = None
-    store_impacts: bool = False
-    keep_fields: tuple[str, ...] = ()        # numeric corpus fields stored beside the codes
-    faiss: str = DEFAULT_FAISS
-    sketch_dim: int = DEFAULT_DIM
-    progress: bool = True
-    engine: str = "local"                     # "local" or "ray" (see indexer.ray_build)
-    ray_address: str | None = None
 
 
 @dataclass
@@ -212,64 +189,9 @@ def _prepare(work: Path, plan: dict) -> None:
     write_json(work / PLAN, plan)
 
 
-def _windows(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
-    block: list[Record] = []
-    for r in records:
-        block.append(r)
-        if len(block) == size:
-            yield block
-            block = []
-    if block:
-        yield block
-
-
-def _part(work: Path, k: int) -> Path:
-    return work / f"part-{k:06d}.h5"
-
-
-def pending_windows(records: Iterator[Record], work: Path, size: int) -> Iterator[tuple[int, list[Record]]]:
-    """The numbered windows whose parts an earlier run has not written yet."""
-    for k, window in enumerate(_windows(records, size)):
-        if not _part(work, k).exists():
-            yield k, window
-
-
-class PartWriter:
-    """Writes each extracted window as its part file, atomically, and shows progress.
-
-    Whoever extracts (this process, or Ray replicas) hands windows here, so a
-    build resumes the same way whichever engine ran it before.
-    """
-
-    def __init__(self, work: Path, options: BuildOptions, max_length: int):
-        self.work = work
-        self.max_length = max_length
-        self.done = 0
-        for part in work.glob("part-*.h5"):
-            with CodeStore(part) as store:
-                self.done += store.rows
-        self._bar = tqdm(unit="doc", desc="build", initial=self.done, disable=not options.progress, dynamic_ncols=True)
-        self._tokens = 0
-        self._started = time.perf_counter()
-
-    def write(self, k: int, rows: Rows) -> None:
-        with atomic_path(_part(self.work, k)) as tmp:
-            write_rows(tmp, rows)
-        self._bar.update(len(rows))
-        self._tokens += int(np.minimum(rows.tokens, self.max_length).sum())
-        rate = self._tokens / max(time.perf_counter() - self._started, 1e-9)
-        self._bar.set_postfix_str(f"{rate:,.0f} tok/s", refresh=False)
-
-    def __enter__(self) -> "PartWriter":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._bar.close()
-
-
 def _extract_windows(records: Iterator[Record], work: Path, extractor: Extractor, options: BuildOptions) -> int:
     """Write every missing part; return how many documents were already done."""
-    with PartWriter(work, options, extractor.settings.max_length) as parts:
+    with PartWriter(work, options.progress, extractor.settings.max_length) as parts:
         for k, window in pending_windows(records, work, options.window):
             nags = extractor.extract([r.text for r in window])
             parts.write(k, Rows(
@@ -282,12 +204,6 @@ def _extract_windows(records: Iterator[Record], work: Path, extractor: Extractor
                 fields=kept_fields(window, options.keep_fields),
             ))
     return parts.done
-
-
-def kept_fields(window: list[Record], names: Sequence[str]) -> dict[str, np.ndarray]:
-    """The ``--keep-field`` values of a window's records, as numbers (NaN where a record has none)."""
-    return {name: np.fromiter((number(r.fields.get(name)) for r in window), np.float64, len(window))
-            for name in names}
 
 
 def _finish_shard(work: Path, name: str, header: dict, plan: dict, skipped: list[Skipped], options: BuildOptions) -> dict:
@@ -316,15 +232,6 @@ def _finish_shard(work: Path, name: str, header: dict, plan: dict, skipped: list
         p.unlink()
     (work / PLAN).unlink(missing_ok=True)
     return meta
-
-
-def write_skipped(path: Path, skipped: list[Skipped]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(json.dumps({"where": s.where, "reason": s.reason}) + "\n" for s in skipped))
-
-
-def read_skipped(path: Path) -> list[Skipped]:
-    return [Skipped(**json.loads(line)) for line in path.read_text().splitlines()]
 
 
 def _common_root(files: list[Path]) -> Path:

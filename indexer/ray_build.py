@@ -27,7 +27,8 @@ from nagindex.corpus import Record, Skipped
 from nagindex.extract import ExtractSettings, Extractor
 from nagindex.store import Rows
 
-from .build import SKIPPED, BuildOptions, PartWriter, kept_fields, pending_windows, read_skipped, write_skipped
+from .options import BuildOptions
+from .parts import SKIPPED, PartWriter, kept_fields, pending_windows, read_skipped, write_skipped
 
 _NODE_LABEL = "ray.io/node-id"
 
@@ -56,7 +57,7 @@ def extract_windows(read: Callable[..., Iterator[Record]], work: Path, options: 
                                        options.token_budget, options.store_impacts),
         batch_size=options.window, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=replicas),
         **resources)
-    with worker_errors(), PartWriter(work, options, options.settings.max_length) as parts:
+    with worker_errors(), PartWriter(work, options.progress, options.settings.max_length) as parts:
         gathered = _Windows()
         for batch in nags.iter_batches(batch_size=None, batch_format="numpy"):
             for k, rows in gathered.add(batch):

@@ -10,7 +10,7 @@ recall. For 10^8 documents, an IVF over the same codes (``IVF4096,PQ512x4fs``,
 or ``IVF4096,PQ256x4fs`` at half the memory) visits a share of its lists per
 target (``--nprobe``) instead of every document. Quantizers are trained on a
 sample of the shard, an IVF's lists on the GPUs where FAISS has them
-(nagindex.faiss_gpu).
+(nagindex.faiss_index).
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ import numpy as np
 
 from nagindex.atomic import atomic_path
 from nagindex.errors import NagindexError
-from nagindex.faiss_gpu import clustering_on_gpus
-from nagindex.sketch import Layout, Sketch
+from nagindex.faiss_index import clustering_on_gpus, ivf_of
+from nagindex.sketch import Sketch, SlotMap
 from nagindex.store import CHUNK_ROWS, CodeStore
 
 TRAIN_SAMPLE = 100_000
@@ -49,14 +49,6 @@ def build_vectors(store: CodeStore, neuron_type: str, sketch: Sketch, spec: str,
         faiss.write_index(index, str(tmp))
 
 
-def ivf_of(index) -> faiss.IndexIVF | None:
-    """The inverted-file part of an index, if it has one (through any pre-transform)."""
-    try:
-        return faiss.extract_index_ivf(index)
-    except RuntimeError:
-        return None
-
-
 def _train(index, sample: np.ndarray) -> None:
     """Train on one thread.
 
@@ -79,7 +71,7 @@ def _sample_size(ivf: faiss.IndexIVF | None) -> int:
     return TRAIN_SAMPLE if ivf is None else max(TRAIN_SAMPLE, TRAIN_PER_LIST * ivf.nlist)
 
 
-def _training_sample(store: CodeStore, neuron_type: str, layout: Layout, size: int) -> np.ndarray:
+def _training_sample(store: CodeStore, neuron_type: str, layout: SlotMap, size: int) -> np.ndarray:
     """Whole chunks spread evenly over the shard: a strided sample would read every chunk of the store."""
     if store.rows == 0:
         raise ValueError("cannot train a FAISS index on an empty shard")

@@ -285,7 +285,7 @@ def explain(targets, index, layers, top_k, neuron_type, power, weighting, neuron
     profiles overlap.
     """
     from query import Selector, read_targets
-    from query.explain import explain as run_explain, format_text, plot as draw
+    from .analyses.explain import explain as run_explain, format_text, plot as draw
 
     selector = Selector(index or default_index_path(), device=device)
     spec = _spec(selector.index, layers, top_k, neuron_type, power, weighting)
@@ -325,7 +325,7 @@ def ablate(targets, index, neuron_type, layers, per_layer, weighting, seeds, con
     """
     from query import Selector, read_targets
 
-    from .ablate import ablate as run_ablate, format_table
+    from .analyses.ablate import ablate as run_ablate, format_table
 
     selector = Selector(index or default_index_path(), device=device)
     spec = _spec(selector.index, layers, None, neuron_type, 1.0, weighting)

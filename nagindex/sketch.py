@@ -73,11 +73,11 @@ class Sketch:
             raise IndexStateError(f"vectors of kind {d.get('kind')!r}; this nagindex reads {KIND!r}: rebuild the index")
         return cls(int(d["layers"]), int(d["neurons"]), int(d["dim"]), int(d["seed"]))
 
-    def shard_layout(self, store, neuron_type: str) -> Layout:
+    def shard_layout(self, store, neuron_type: str) -> SlotMap:
         """The layout of a shard's vectors, from its code store's slot counts (build and query alike)."""
         return self.layout(store.slot_counts(neuron_type))
 
-    def layout(self, slot_counts: np.ndarray) -> Layout:
+    def layout(self, slot_counts: np.ndarray) -> SlotMap:
         """The layout of a shard whose documents hold each slot ``slot_counts[l, n]`` times."""
         slots = self.layers * self.neurons
         counts = np.asarray(slot_counts).reshape(-1)
@@ -89,11 +89,11 @@ class Sketch:
         common = np.argsort(-counts, kind="stable")[:self.exact]
         target[common] = np.arange(self.exact)
         sign[common] = 1.0
-        return Layout(self.neurons, self.dim, target.astype(np.int32), sign)
+        return SlotMap(self.neurons, self.dim, target.astype(np.int32), sign)
 
 
 @dataclass(frozen=True)
-class Layout:
+class SlotMap:
     """One shard's map from slots to dimensions: slot ``s`` adds ``sign[s]`` to ``target[s]``."""
 
     neurons: int

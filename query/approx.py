@@ -26,11 +26,10 @@ from functools import cached_property
 import faiss
 import numpy as np
 
-from indexer.vectors import ivf_of
 from nagindex.errors import CodeOutOfRange, NagindexError
-from nagindex.faiss_gpu import MAX_K, set_nprobe, to_gpus
+from nagindex.faiss_index import MAX_K, ivf_of, set_nprobe, to_gpus
 from nagindex.index import VECTORS, Index, Shard
-from nagindex.sketch import Layout, Sketch
+from nagindex.sketch import Sketch, SlotMap
 
 from .budget import Budget
 from .profile import Profiles
@@ -98,7 +97,7 @@ class ApproxSearch:
         self.sketch = Sketch.from_dict(vectors["sketch"])
 
     @cached_property
-    def _shards(self) -> list[tuple[Shard, faiss.Index, Layout]]:
+    def _shards(self) -> list[tuple[Shard, faiss.Index, SlotMap]]:
         """Memory-mapped where the installed FAISS can (flat codes): concurrent queries then share
         one copy in the page cache instead of each reading its own."""
         flags = getattr(faiss, "IO_FLAG_MMAP_IFC", 0) | faiss.IO_FLAG_READ_ONLY
@@ -107,7 +106,7 @@ class ApproxSearch:
 
     @cached_property
     def _on_gpus(self) -> list[faiss.Index | None]:
-        """Each shard's vectors copied to the GPUs where FAISS can (nagindex.faiss_gpu), else None."""
+        """Each shard's vectors copied to the GPUs where FAISS can (nagindex.faiss_index), else None."""
         return [to_gpus(vectors) if self.gpus else None for _, vectors, _ in self._shards]
 
     def candidates(self, profiles: Profiles, counts: list[int], nprobe: int | None = None) -> np.ndarray:

@@ -42,7 +42,7 @@ def tiny_model(tmp_path_factory) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from tools.demo_data import make_demo
+    from nagindex.demo import make_demo
 
     demo = tmp_path_factory.mktemp("vocab")
     make_demo(demo, docs=200, seed=1)
@@ -63,10 +63,30 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture
 def demo(tmp_path) -> Path:
     """A small mixed-domain corpus with targets for two tasks."""
-    from tools.demo_data import make_demo
+    from nagindex.demo import make_demo
 
     make_demo(tmp_path / "demo", docs=60, seed=0)
     return tmp_path / "demo"
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory) -> Path:
+    """The same small corpus as ``demo``, shared by every test that only reads it."""
+    from nagindex.demo import make_demo
+
+    path = tmp_path_factory.mktemp("shared") / "demo"
+    make_demo(path, docs=60, seed=0)
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_index(tiny_model, demo_corpus) -> Path:
+    """``demo_corpus`` built with the tiny model, once; tests that change an index take a copy."""
+    from helpers import build
+
+    path = demo_corpus.parent / "demo.index"
+    build(tiny_model, demo_corpus / "corpus", path)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from nagindex.ablate import ablate, channels, format_table, lm_loss, nag_neurons, random_neurons, split_targets, zeroed
+from nagindex.analyses.ablate import ablate, channels, format_table, lm_loss, nag_neurons, random_neurons, split_targets, zeroed
 from nagindex.backbone import load_backbone
 from nagindex.extract import Extractor
 from nagindex.neurons import NEURON_TYPES
@@ -13,7 +13,7 @@ from nagindex.settings import ExtractSettings
 from query import Selector, read_targets
 from query.targets import Targets
 
-from test_build import build, run
+from helpers import build, run
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ import faiss
 import numpy as np
 import pytest
 
-from nagindex import faiss_gpu
+from nagindex import faiss_index
 from nagindex.errors import NagindexError
-from nagindex.faiss_gpu import MAX_K, gpus
+from nagindex.faiss_index import MAX_K, gpus
 from nagindex.index import VECTORS, Index
 from nagindex.sketch import Sketch
 from nagindex.store import Rows, add_slot_counts, write_rows
@@ -176,13 +176,13 @@ def test_fast_scan_vectors_stay_on_the_cpu(flat, pool):
 
 @pytest.mark.skipif(hasattr(faiss, "StandardGpuResources"), reason="the faiss module loaded is faiss-gpu's")
 def test_faiss_gpu_shadowed_by_faiss_cpu_is_reported_with_the_fix(monkeypatch):
-    monkeypatch.setattr(faiss_gpu, "version", lambda name: "1.15.1")
-    faiss_gpu.gpus.cache_clear()
+    monkeypatch.setattr(faiss_index, "version", lambda name: "1.15.1")
+    faiss_index.gpus.cache_clear()
     try:
         with pytest.warns(UserWarning, match="pip uninstall -y faiss-cpu"):
-            assert faiss_gpu.gpus() == 0
+            assert faiss_index.gpus() == 0
     finally:
-        faiss_gpu.gpus.cache_clear()
+        faiss_index.gpus.cache_clear()
 
 
 def test_auto_scans_large_shares_and_approximates_small_k_on_large_pools():

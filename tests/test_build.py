@@ -11,29 +11,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from nagindex.cli import main
+from helpers import build, run, snapshot
 from nagindex.index import Index
-
-
-def run(*args, ok=True):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
-
-
-def build(tiny_model, corpus, index, *extra, ok=True):
-    return run("build", corpus, "-o", index, "--model", tiny_model, "--quiet", *extra, ok=ok)
-
-
-def snapshot(index: Path) -> dict:
-    idx = Index(index)
-    out = {"ids": idx.ids.tolist(), "tokens": idx.tokens.tolist(),
-           "codes": np.concatenate([c for _, c in idx.iter_codes("fwd_up")])}
-    idx.close()
-    return out
 
 
 def test_build_writes_a_complete_index(tiny_model, demo, tmp_path):
@@ -114,7 +94,7 @@ def test_append_adds_a_shard_and_refuses_other_settings(tiny_model, demo, tmp_pa
 
 
 def test_interrupted_build_resumes_to_the_same_index(tiny_model, tmp_path):
-    from tools.demo_data import make_demo
+    from nagindex.demo import make_demo
 
     make_demo(tmp_path / "big", docs=500, seed=3)
     corpus = tmp_path / "big" / "corpus"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tools.demo_data import BOILERPLATE, N_NOTES, N_TARGETS, make_demo
+from nagindex.demo import BOILERPLATE, N_NOTES, N_TARGETS, make_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,7 +118,7 @@ def test_targets_have_both_tasks_and_differ_from_corpus(demo):
 def test_cli_matches_function_and_clears_stale_notes(demo, tmp_path):
     out, _ = demo
     make_demo(tmp_path, docs=400, seed=5)  # leaves notes that seed 0 would not write
-    run = subprocess.run([sys.executable, str(ROOT / "tools" / "demo_data.py"), str(tmp_path)],
+    run = subprocess.run([sys.executable, "-m", "nagindex.demo", str(tmp_path)],
                          capture_output=True, text=True, check=True)
     assert json.loads(run.stdout)["docs"] == 400
     assert _hashes(tmp_path) == _hashes(out)

@@ -7,30 +7,14 @@ import numpy as np
 import pytest
 
 from query import ScoreSpec, Selector, read_targets
-from query.explain import explain, format_text
+from nagindex.analyses.explain import explain, format_text
 
-from test_build import build, run
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    from tools.demo_data import make_demo
-
-    path = tmp_path_factory.mktemp("demo")
-    make_demo(path, docs=60, seed=0)
-    return path
-
-
-@pytest.fixture(scope="module")
-def demo_index(tiny_model, demo):
-    index = demo / "demo.index"
-    build(tiny_model, demo / "corpus", index)
-    return index
+from helpers import run
 
 
 @pytest.mark.parametrize("weighting", ["paper", "idf"])
-def test_explanation_describes_each_target(demo_index, demo, weighting):
-    targets = read_targets(demo / "targets.jsonl")
+def test_explanation_describes_each_target(demo_index, demo_corpus, weighting):
+    targets = read_targets(demo_corpus / "targets.jsonl")
     ex = explain(Selector(demo_index), targets, ScoreSpec(weighting=weighting), neurons=5, documents=2)
     names = list(targets.groups())
     assert [t.name for t in ex.targets] == names and len(names) == 2
@@ -56,9 +40,9 @@ def test_explanation_describes_each_target(demo_index, demo, weighting):
     assert 0 <= jaccard[0, 1] < 1 and 0 <= jaccard[0, 1] <= cosine[0, 1] + 1e-9
 
 
-def test_middle_and_bottom_samples_follow_the_ranking(demo_index, demo):
+def test_middle_and_bottom_samples_follow_the_ranking(demo_index, demo_corpus):
     sel = Selector(demo_index)
-    targets = read_targets(demo / "targets.jsonl")
+    targets = read_targets(demo_corpus / "targets.jsonl")
     ex = explain(sel, targets, neurons=3, documents=3)
     distance = ex.distances[:, 0]
     ordered = np.sort(distance)
@@ -67,15 +51,15 @@ def test_middle_and_bottom_samples_follow_the_ranking(demo_index, demo):
     assert "== science_qa" in format_text(ex) and "overlap between targets" in format_text(ex)
 
 
-def test_explain_command_prints_text_json_and_a_png(demo_index, demo, tmp_path):
-    out = run("explain", demo / "targets.jsonl", "-i", demo_index, "--neurons", 4).output
+def test_explain_command_prints_text_json_and_a_png(demo_index, demo_corpus, tmp_path):
+    out = run("explain", demo_corpus / "targets.jsonl", "-i", demo_index, "--neurons", 4).output
     for part in ("concentration per layer", "strongest neurons", "distinctive neurons", "ranking samples",
                  "top ", "middle", "bottom", "overlap between targets", "science_qa", "word_problems"):
         assert part in out
-    facts = json.loads(run("explain", demo / "targets.jsonl", "-i", demo_index, "--json").output)
+    facts = json.loads(run("explain", demo_corpus / "targets.jsonl", "-i", demo_index, "--json").output)
     assert {t["name"] for t in facts["targets"]} == {"science_qa", "word_problems"}
     assert {"lift", "layer", "neuron", "weight"} <= set(facts["targets"][0]["distinctive"][0])
     png = tmp_path / "explain.png"
-    result = run("explain", demo / "targets.jsonl", "-i", demo_index, "--plot", png, "--weighting", "idf")
+    result = run("explain", demo_corpus / "targets.jsonl", "-i", demo_index, "--plot", png, "--weighting", "idf")
     assert "plot written" in result.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

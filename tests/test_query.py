@@ -9,56 +9,23 @@ import h5py
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
 
-from nagindex.cli import main
+from helpers import query, rows, run
 from nagindex.index import Index
 from query import Budget, ScoreSpec, Selector, read_targets
 from query.budget import parse_size
 from query.profile import parse_layers
 
 
-def run(*args, ok=True):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
-    from tools.demo_data import make_demo
-
-    path = tmp_path_factory.mktemp("query") / "demo"
-    make_demo(path, docs=60, seed=0)
-    return path
-
-
-@pytest.fixture(scope="module")
-def index(tiny_model, demo) -> Path:
-    """Built once for the module; tests that change an index take a copy."""
-    path = demo.parent / "demo.index"
-    run("build", demo / "corpus", "-o", path, "--model", tiny_model, "--quiet")
-    return path
-
-
 @pytest.fixture
-def own_index(index, tmp_path) -> Path:
-    shutil.copytree(index, tmp_path / "own.index")
+def own_index(demo_index, tmp_path) -> Path:
+    shutil.copytree(demo_index, tmp_path / "own.index")
     return tmp_path / "own.index"
 
 
-def query(index, targets, *args, ok=True):
-    return run("query", targets, "-i", index, *args, ok=ok)
-
-
-def rows(output: str) -> list[dict]:
-    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-
-
-def paper_distances(index: Path, target_texts: list[str], layers=None, top_k=None) -> np.ndarray:
+def paper_distances(demo_index: Path, target_texts: list[str], layers=None, top_k=None) -> np.ndarray:
     """DESIGN.md §1 written out directly with sets, as a reference."""
-    sel = Selector(index)
+    sel = Selector(demo_index)
     t = sel.target_codes(target_texts)["fwd_up"]
     idx = sel.index
     d = np.concatenate([c for _, c in idx.iter_codes("fwd_up")])
@@ -77,19 +44,19 @@ def paper_distances(index: Path, target_texts: list[str], layers=None, top_k=Non
     return np.array(out)
 
 
-def test_scores_are_the_papers_similarity(index, demo):
-    targets = read_targets(demo / "targets.jsonl")
+def test_scores_are_the_papers_similarity(demo_index, demo_corpus):
+    targets = read_targets(demo_corpus / "targets.jsonl")
     texts = [x for x, n in zip(targets.texts, targets.names) if n == "science_qa"]
-    sel = Selector(index)
+    sel = Selector(demo_index)
     only = type(targets)(texts, ["science_qa"] * len(texts))
     for layers, top_k in ((None, None), ([3], None), ([0, 1, 2], 7)):
         spec = ScoreSpec(layers=tuple(layers) if layers else None, top_k=top_k)
         got = 1 - sel.similarities(sel.profiles(only, spec))[:, 0]
-        np.testing.assert_allclose(got, paper_distances(index, texts, layers, top_k), atol=1e-9)
+        np.testing.assert_allclose(got, paper_distances(demo_index, texts, layers, top_k), atol=1e-9)
 
 
-def test_selection_is_ranked_by_distance_then_id(index, demo):
-    out = rows(query(index, demo / "targets.jsonl", "-k", "20").output)
+def test_selection_is_ranked_by_distance_then_id(demo_index, demo_corpus):
+    out = rows(query(demo_index, demo_corpus / "targets.jsonl", "-k", "20").output)
     assert len(out) == 20 and {r["target"] for r in out} == {"science_qa", "word_problems"}
     for name in ("science_qa", "word_problems"):
         mine = [r for r in out if r["target"] == name]
@@ -100,108 +67,106 @@ def test_selection_is_ranked_by_distance_then_id(index, demo):
         assert set(mine[0]) >= {"id", "target", "rank", "similarity", "distance", "tokens"}
 
 
-def test_token_and_fraction_budgets(index, demo):
-    idx = Index(index)
+def test_token_and_fraction_budgets(demo_index, demo_corpus):
+    idx = Index(demo_index)
     total = int(idx.tokens.sum())
-    out = rows(query(index, demo / "targets.jsonl", "--fraction", "0.2").output)
+    out = rows(query(demo_index, demo_corpus / "targets.jsonl", "--fraction", "0.2").output)
     for name in ("science_qa", "word_problems"):
         used = sum(r["tokens"] for r in out if r["target"] == name)
         assert 0 < used <= 0.1 * total
-    out = rows(query(index, demo / "targets.jsonl", "--tokens", "1K", "--weight", "science_qa=3").output)
+    out = rows(query(demo_index, demo_corpus / "targets.jsonl", "--tokens", "1K", "--weight", "science_qa=3").output)
     science = sum(r["tokens"] for r in out if r["target"] == "science_qa")
     problems = sum(r["tokens"] for r in out if r["target"] == "word_problems")
     assert science <= 750 and problems <= 250 and science > problems
 
 
-def test_budget_larger_than_the_pool_selects_everything_and_says_so(index, demo):
-    result = query(index, demo / "targets.jsonl", "-k", "1M")
+def test_budget_larger_than_the_pool_selects_everything_and_says_so(demo_index, demo_corpus):
+    result = query(demo_index, demo_corpus / "targets.jsonl", "-k", "1M")
     assert len(rows(result.output)) == 120
     assert "whole pool" in result.output
 
 
-def test_dedup_keeps_each_document_once(index, demo):
-    dup = rows(query(index, demo / "targets.jsonl", "-k", "120").output)
+def test_dedup_keeps_each_document_once(demo_index, demo_corpus):
+    dup = rows(query(demo_index, demo_corpus / "targets.jsonl", "-k", "120").output)
     assert len({r["id"] for r in dup}) == 60
-    result = query(index, demo / "targets.jsonl", "-k", "120", "--dedup")
+    result = query(demo_index, demo_corpus / "targets.jsonl", "-k", "120", "--dedup")
     ids = [r["id"] for r in rows(result.output)]
     assert len(ids) == len(set(ids)) == 60 and "removed 60" in result.output
 
 
-def test_quality_field_changes_the_order(index, demo):
-    plain = [r["id"] for r in rows(query(index, demo / "targets.jsonl", "-k", "120").output)]
-    mixed = [r["id"] for r in rows(query(index, demo / "targets.jsonl", "-k", "120", "--quality-field", "quality").output)]
+def test_quality_field_changes_the_order(demo_index, demo_corpus):
+    plain = [r["id"] for r in rows(query(demo_index, demo_corpus / "targets.jsonl", "-k", "120").output)]
+    mixed = [r["id"] for r in rows(query(demo_index, demo_corpus / "targets.jsonl", "-k", "120", "--quality-field", "quality").output)]
     assert sorted(plain) == sorted(mixed) and plain != mixed
 
 
-def test_a_kept_quality_field_is_read_from_the_index(tiny_model, index, demo, tmp_path):
+def test_a_kept_quality_field_is_read_from_the_index(tiny_model, demo_index, demo_corpus, tmp_path):
     corpus = tmp_path / "corpus"
-    shutil.copytree(demo / "corpus", corpus)
+    shutil.copytree(demo_corpus / "corpus", corpus)
     kept = tmp_path / "kept.index"
     run("build", corpus, "-o", kept, "--model", tiny_model, "--quiet", "--keep-field", "quality")
     shutil.rmtree(corpus)                                   # the query must not need it
     assert "quality" in run("info", kept).output.split("kept fields")[1].splitlines()[0]
     args = ("-k", "120", "--quality-field", "quality", "--invert-quality")
-    assert query(kept, demo / "targets.jsonl", *args).output == query(index, demo / "targets.jsonl", *args).output
+    assert query(kept, demo_corpus / "targets.jsonl", *args).output == query(demo_index, demo_corpus / "targets.jsonl", *args).output
 
 
-def test_variants_at_query_time(index, demo):
+def test_variants_at_query_time(demo_index, demo_corpus):
     for args in (["--layers", "last"], ["--layers", "0-1"], ["--top-k", "5"], ["--power", "2"], ["--weighting", "idf"]):
-        out = rows(query(index, demo / "targets.jsonl", "-k", "10", *args).output)
+        out = rows(query(demo_index, demo_corpus / "targets.jsonl", "-k", "10", *args).output)
         assert len(out) == 10, args
-    assert "K = 20" in query(index, demo / "targets.jsonl", "-k", "10", "--top-k", "30", ok=False).output
-    assert "holds only" in query(index, demo / "targets.jsonl", "-k", "10", "--neuron-type", "att_q", ok=False).output
+    assert "K = 20" in query(demo_index, demo_corpus / "targets.jsonl", "-k", "10", "--top-k", "30", ok=False).output
+    assert "holds only" in query(demo_index, demo_corpus / "targets.jsonl", "-k", "10", "--neuron-type", "att_q", ok=False).output
 
 
-def test_parquet_output_with_text_is_written_whole(index, demo, tmp_path):
+def test_parquet_output_with_text_is_written_whole(demo_index, demo_corpus, tmp_path):
     out = tmp_path / "sel.parquet"
-    query(index, demo / "targets.jsonl", "-k", "6", "--with-text", "-o", out)
+    query(demo_index, demo_corpus / "targets.jsonl", "-k", "6", "--with-text", "-o", out)
     table = pq.read_table(out)
     assert table.num_rows == 6 and all(t for t in table.column("text").to_pylist())
     assert not list(tmp_path.glob(".sel.parquet*"))
 
 
-def test_targets_are_cached(index, demo, monkeypatch):
-    query(index, demo / "targets.jsonl", "-k", "5")
+def test_targets_are_cached(demo_index, demo_corpus, monkeypatch):
+    query(demo_index, demo_corpus / "targets.jsonl", "-k", "5")
     import nagindex.extract
 
     def fail(*a, **k):
         raise AssertionError("the backbone ran again")
 
     monkeypatch.setattr(nagindex.extract.Extractor, "extract", fail)
-    query(index, demo / "targets.jsonl", "-k", "5")
+    query(demo_index, demo_corpus / "targets.jsonl", "-k", "5")
 
 
-def test_bad_input_is_refused_without_output(own_index, tmp_path, demo):
-    index = own_index
+def test_bad_input_is_refused_without_output(own_index, tmp_path, demo_corpus):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     out = tmp_path / "o.jsonl"
-    assert "no target examples" in query(index, empty, "-k", "5", "-o", out, ok=False).output
+    assert "no target examples" in query(own_index, empty, "-k", "5", "-o", out, ok=False).output
     notext = tmp_path / "notext.jsonl"
     notext.write_text('{"question": "why?"}\n')
-    assert "line 1" in query(index, notext, "-k", "5", "-o", out, ok=False).output
-    assert "no index here" in query(tmp_path / "missing", demo / "targets.jsonl", "-k", "5", ok=False).output
-    (index / "manifest.json").write_text("{broken")
-    assert "damaged" in query(index, demo / "targets.jsonl", "-k", "5", "-o", out, ok=False).output
+    assert "line 1" in query(own_index, notext, "-k", "5", "-o", out, ok=False).output
+    assert "no index here" in query(tmp_path / "missing", demo_corpus / "targets.jsonl", "-k", "5", ok=False).output
+    (own_index / "manifest.json").write_text("{broken")
+    assert "damaged" in query(own_index, demo_corpus / "targets.jsonl", "-k", "5", "-o", out, ok=False).output
     assert not out.exists()
 
 
-def test_a_different_backbone_is_refused(own_index, demo):
-    index = own_index
-    manifest = json.loads((index / "manifest.json").read_text())
+def test_a_different_backbone_is_refused(own_index, demo_corpus):
+    manifest = json.loads((own_index / "manifest.json").read_text())
     manifest["backbone"]["sha256"] = "0" * 64
-    (index / "manifest.json").write_text(json.dumps(manifest))
-    assert "backbone" in query(index, demo / "targets.jsonl", "-k", "5", ok=False).output
+    (own_index / "manifest.json").write_text(json.dumps(manifest))
+    assert "backbone" in query(own_index, demo_corpus / "targets.jsonl", "-k", "5", ok=False).output
 
 
 @pytest.mark.parametrize("search", ["exact", "approx"])
-def test_a_damaged_code_names_its_file_and_document(own_index, demo, tmp_path, search):
+def test_a_damaged_code_names_its_file_and_document(own_index, demo_corpus, tmp_path, search):
     codes = next(own_index.glob("shards/*/codes.h5"))
     with h5py.File(codes, "r+") as f:
         f["codes/fwd_up"][7, 3, 0] = 60_000
         damaged = f["ids"][7].decode()
     out = tmp_path / "o.jsonl"
-    result = query(own_index, demo / "targets.jsonl", "-k", "60", "--search", search, "-o", out, ok=False)
+    result = query(own_index, demo_corpus / "targets.jsonl", "-k", "60", "--search", search, "-o", out, ok=False)
     assert result.exit_code != 0 and isinstance(result.exception, SystemExit)     # reported, not a crash
     assert str(codes) in result.output and repr(damaged) in result.output and "60000" in result.output
     assert "Traceback" not in result.output and not out.exists()

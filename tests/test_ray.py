@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nagindex.index import Index
-from test_build import build, run, snapshot
+from helpers import build, run, snapshot
 
 QUERIES = [("-k", "10"), ("-k", "25", "--dedup"), ("--tokens", "900"), ("--fraction", "0.3", "--layers", "last"),
            ("-k", "1000")]

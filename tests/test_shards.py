@@ -13,7 +13,7 @@ from nagindex.store import CodeStore
 from query.budget import Budget
 from query.select import pick, reach, summarize
 
-from test_build import build, run, snapshot
+from helpers import build, run, snapshot
 
 QUERIES = [
     ("-k", "10"),

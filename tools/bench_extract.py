@@ -36,7 +36,7 @@ def documents(n: int, seed: int = 0) -> list[str]:
     from pathlib import Path
 
     from nagindex.corpus import find_files, read_records
-    from tools.demo_data import make_demo
+    from nagindex.demo import make_demo
 
     with tempfile.TemporaryDirectory() as tmp:
         make_demo(tmp, docs=max(n, 29), seed=seed)

@@ -42,7 +42,7 @@ from numba import njit, prange
 
 from indexer.vectors import build_vectors
 from nagindex.atomic import atomic_path, write_json
-from nagindex.faiss_gpu import gpus
+from nagindex.faiss_index import gpus
 from nagindex.index import CODES, SHARD_META, VECTORS, Index, manifest_for, shards_dir, write_manifest
 from nagindex.sketch import DEFAULT_DIM, DEFAULT_FAISS, Sketch
 from nagindex.store import CHUNK_ROWS, STR, CodeStore, add_slot_counts

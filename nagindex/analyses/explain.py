@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .profile import ScoreSpec
-from .select import ranked_prefix
-from .selector import Selector
-from .targets import Targets
+from query.profile import ScoreSpec
+from query.select import ranked_prefix
+from query.selector import Selector
+from query.targets import Targets
 
 SNIPPET = 100
 

@@ -24,8 +24,8 @@ from query.select import ranked_prefix
 from query.selector import Selector
 from query.targets import Targets
 
-from .errors import NagindexError
-from .extract import Extractor
+from nagindex.errors import NagindexError
+from nagindex.extract import Extractor
 
 #: Tokens per batch for the loss; the LM head's logits are tokens x vocabulary floats.
 LOSS_TOKEN_BUDGET = 1024

@@ -1,4 +1,6 @@
-"""FAISS on GPUs, where the installed FAISS has them (``pip install 'nagindex[gpu]'``).
+"""The FAISS side of an index: what kind of index a file holds, and GPUs where FAISS has them.
+
+GPUs need faiss-gpu (``pip install 'nagindex[gpu]'``).
 
 faiss-cpu sees no GPU, and then nothing here changes what runs. With faiss-gpu
 and a GPU:
@@ -34,6 +36,14 @@ import faiss
 
 MAX_K = 2048    # FAISS's GPU k-selection limit, which bounds nprobe too
 SWAP = "pip uninstall -y faiss-cpu && pip install --force-reinstall --no-deps faiss-gpu"
+
+
+def ivf_of(index) -> faiss.IndexIVF | None:
+    """The inverted-file part of an index, if it has one (through any pre-transform)."""
+    try:
+        return faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return None
 
 
 @functools.cache

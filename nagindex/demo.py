@@ -8,7 +8,7 @@ pull arithmetic ones. All text comes from the templates and vocabularies below
 ``random.Random`` seeded from ``seed``, so the same seed always yields
 byte-identical files.
 
-Usage: ``python -m tools.demo_data OUT_DIR [--docs 400] [--seed 0]``
+Usage: ``python -m nagindex.demo OUT_DIR [--docs 400] [--seed 0]``
 """
 from __future__ import annotations
 

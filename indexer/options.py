@@ -1,0 +1,29 @@
+"""What a build is asked to do: the options of ``nagindex build``, shared by every engine."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nagindex.settings import ExtractSettings
+from nagindex.sketch import DEFAULT_DIM, DEFAULT_FAISS
+
+
+@dataclass
+class BuildOptions:
+    model: str | None = None
+    settings: ExtractSettings = field(default_factory=ExtractSettings)
+    text_field: str = "text"
+    id_field: str = "id"
+    skip_bad: bool = False
+    append: bool = False
+    shard: tuple[int, int] | None = None      # (i, N): build only the i-th of N parts
+    window: int = 1024
+    token_budget: int | None = None
+    device: str | None = None
+    dtype: str | None = None
+    store_impacts: bool = False
+    keep_fields: tuple[str, ...] = ()        # numeric corpus fields stored beside the codes
+    faiss: str = DEFAULT_FAISS
+    sketch_dim: int = DEFAULT_DIM
+    progress: bool = True
+    engine: str = "local"                     # "local" or "ray" (see indexer.ray_build)
+    ray_address: str | None = None

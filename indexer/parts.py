@@ -1,0 +1,93 @@
+"""The pieces of a build that every engine shares: windows of records, their part files, skipped records.
+
+A build cuts the corpus into numbered windows of documents and writes each
+window's NAGs as its own part file inside the shard's ``.partial`` directory,
+atomically. Whoever extracts the NAGs (this process, or Ray replicas,
+:mod:`indexer.ray_build`) hands windows to one :class:`PartWriter`, so a build
+resumes the same way whichever engine ran it before.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from nagindex.atomic import atomic_path
+from nagindex.corpus import Record, Skipped, number
+from nagindex.store import CodeStore, Rows, write_rows
+
+SKIPPED = "skipped.jsonl"
+
+
+def _windows(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
+    block: list[Record] = []
+    for r in records:
+        block.append(r)
+        if len(block) == size:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
+def _part(work: Path, k: int) -> Path:
+    return work / f"part-{k:06d}.h5"
+
+
+def pending_windows(records: Iterator[Record], work: Path, size: int) -> Iterator[tuple[int, list[Record]]]:
+    """The numbered windows whose parts an earlier run has not written yet."""
+    for k, window in enumerate(_windows(records, size)):
+        if not _part(work, k).exists():
+            yield k, window
+
+
+class PartWriter:
+    """Writes each extracted window as its part file, atomically, and shows progress.
+
+    Whoever extracts (this process, or Ray replicas) hands windows here, so a
+    build resumes the same way whichever engine ran it before.
+    """
+
+    def __init__(self, work: Path, progress: bool, max_length: int):
+        self.work = work
+        self.max_length = max_length
+        self.done = 0
+        for part in work.glob("part-*.h5"):
+            with CodeStore(part) as store:
+                self.done += store.rows
+        self._bar = tqdm(unit="doc", desc="build", initial=self.done, disable=not progress, dynamic_ncols=True)
+        self._tokens = 0
+        self._started = time.perf_counter()
+
+    def write(self, k: int, rows: Rows) -> None:
+        with atomic_path(_part(self.work, k)) as tmp:
+            write_rows(tmp, rows)
+        self._bar.update(len(rows))
+        self._tokens += int(np.minimum(rows.tokens, self.max_length).sum())
+        rate = self._tokens / max(time.perf_counter() - self._started, 1e-9)
+        self._bar.set_postfix_str(f"{rate:,.0f} tok/s", refresh=False)
+
+    def __enter__(self) -> "PartWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._bar.close()
+
+
+def kept_fields(window: list[Record], names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The ``--keep-field`` values of a window's records, as numbers (NaN where a record has none)."""
+    return {name: np.fromiter((number(r.fields.get(name)) for r in window), np.float64, len(window))
+            for name in names}
+
+
+def write_skipped(path: Path, skipped: list[Skipped]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps({"where": s.where, "reason": s.reason}) + "\n" for s in skipped))
+
+
+def read_skipped(path: Path) -> list[Skipped]:
+    return [Skipped(**json.loads(line)) for line in path.read_text().splitlines()]
