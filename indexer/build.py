@@ -73,6 +73,26 @@ def select_shard(files: list[Path], shard: tuple[int, int] | None) -> list[Path]
 
 
 def build(corpus, index_path: str | os.PathLike, options: BuildOptions = BuildOptions()) -> BuildReport:
+    """Run the backbone over ``corpus`` once and write (or extend) the index at ``index_path``.
+
+    Args:
+        corpus: what to read: a directory (searched recursively), a file, a glob, or a list of these.
+        index_path: the index directory; created if absent.
+        options: backbone, NAG settings, fields, engine and the rest (:class:`BuildOptions`).
+
+    Returns:
+        A :class:`BuildReport`: the shard written, its documents and tokens, how many were found
+        already done (a resumed build), the records skipped, and ``status`` ``"built"`` or
+        ``"up to date"``.
+
+    Raises:
+        InputError: a bad corpus record or file (named with its line or row), unless
+            ``options.skip_bad``.
+        IndexStateError: an index is already there and the request does not fit it.
+        NagindexError: any other option that cannot be honoured.
+
+    Killed at any point, the same call resumes where it stopped (docs/design.md §5).
+    """
     started = time.perf_counter()
     check_engine(options.engine, options.ray_address)
     index_path = Path(index_path)

@@ -40,6 +40,18 @@ class MergeReport:
 
 
 def merge(index_path: str | os.PathLike) -> MergeReport:
+    """List the finished ``build --shard i/N`` parts of ``index_path`` in its manifest.
+
+    Args:
+        index_path: the index directory the workers wrote their parts into.
+
+    Returns:
+        A :class:`MergeReport`: the shard names newly listed, and the index's documents and tokens.
+
+    Raises:
+        IndexStateError: a part is missing or unfinished, parts disagree on backbone or settings,
+            a corpus file or a document id is in two parts.
+    """
     index_path = Path(index_path)
     manifest = read_json(index_path / MANIFEST, "manifest") if (index_path / MANIFEST).exists() else None
     listed = [s["name"] for s in manifest["shards"]] if manifest else []

@@ -106,7 +106,14 @@ def manifest_for(shards_meta: list[dict], header: dict) -> dict:
 
 
 class Index:
-    """A finished index, opened for reading."""
+    """A finished index, opened for reading: its manifest, its shards and their code stores.
+
+    ``Index(path)`` checks that the directory holds a finished index of a
+    format this nagindex reads, and raises ``IndexStateError`` naming what is
+    missing, unfinished or damaged. Rows are global: shard after shard, in
+    corpus order; ``codes_of``, ``ids_of`` and ``tokens`` take and give
+    global rows.
+    """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)

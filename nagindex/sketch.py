@@ -1,6 +1,6 @@
 """Fixed-length vectors for FAISS, derived from NAGs.
 
-The similarity of DESIGN.md §2 is an inner product between a document's bitset
+The similarity of docs/design.md §1.2 is an inner product between a document's bitset
 over (layer, neuron) slots and the target's profile over the same slots. A
 linear map of both sides into ``dim`` dimensions keeps that inner product, up
 to the collisions the map makes, so FAISS inner-product search over the

@@ -1,7 +1,7 @@
 """Exact scoring of stored codes against one or many target profiles.
 
 A document's score against a target is a table lookup summed over its codes
-(DESIGN.md section 2): ``sum over selected layers l, over its first top_k codes
+(docs/design.md §1.2): ``sum over selected layers l, over its first top_k codes
 c of layer l, of P[l, c]``. The pool is far larger than memory and every
 document must be scored, so this is a streaming scan and the work per code is
 what decides the speed.

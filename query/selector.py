@@ -128,6 +128,28 @@ class Selector:
     def select(self, targets: Targets, budget: Budget, spec: ScoreSpec = ScoreSpec(), *, search: str = "auto",
                dedup: bool = False, weights: dict[str, float] | None = None, quality: np.ndarray | None = None,
                with_text: bool = False, oversample: int = DEFAULT_OVERSAMPLE, nprobe: int | None = None) -> Selection:
+        """Rank the pool against each target and select within ``budget``.
+
+        Args:
+            targets: the target examples, grouped by task (:func:`read_targets`).
+            budget: documents, tokens or a share of the pool's tokens, for all targets together.
+            spec: how documents are scored: neuron type, layers, K', power, weighting.
+            search: ``exact`` scans every code, ``approx`` re-scores FAISS candidates exactly,
+                ``auto`` chooses by the budget against the pool (docs/design.md §4).
+            dedup: keep a document once even if several targets select it.
+            weights: relative budget per task name (default: equal shares).
+            quality: per pool document, a badness to add to the distance (``Selector.quality``).
+            with_text: fetch each selected document's text back from the corpus.
+            oversample, nprobe: approximate search's candidates per selected document and IVF lists.
+
+        Returns:
+            A :class:`Selection`: the table (id, target, rank, similarity, distance, tokens,
+            and text if asked), a summary per target and notes for the user.
+
+        Raises:
+            NagindexError: an option this index or engine cannot honour.
+            IndexStateError: the index is damaged, or was built with another backbone.
+        """
         if search not in SEARCHES:
             raise NagindexError(f"--search {search}: choose from {', '.join(SEARCHES)}")
         if self.engine == "ray" and (quality is not None or search == "approx"):

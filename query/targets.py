@@ -39,6 +39,20 @@ class Targets:
 
 
 def read_targets(spec, text_field: str = "text", target_field: str = TARGET_FIELD) -> Targets:
+    """Read target examples, each with the name of its task.
+
+    Args:
+        spec: a file, directory or glob (or a list of them) of JSONL, Parquet or text files.
+        text_field: the field holding an example's text.
+        target_field: the field naming an example's task; without it, the task is named after
+            the file.
+
+    Returns:
+        :class:`Targets`: texts and task names in file order.
+
+    Raises:
+        InputError: a bad record (named with its file and line or row), or no example at all.
+    """
     files = find_files(spec)
     texts, names = [], []
     for r in read_records(files, text_field, id_field=None, extra_fields=(target_field,)):

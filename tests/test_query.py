@@ -24,7 +24,7 @@ def own_index(demo_index, tmp_path) -> Path:
 
 
 def paper_distances(demo_index: Path, target_texts: list[str], layers=None, top_k=None) -> np.ndarray:
-    """DESIGN.md §1 written out directly with sets, as a reference."""
+    """docs/design.md §1.1 written out directly with sets, as a reference."""
     sel = Selector(demo_index)
     t = sel.target_codes(target_texts)["fwd_up"]
     idx = sel.index
