@@ -95,6 +95,13 @@ def _suffix(path: Path) -> str | None:
     return next((s for s in SUFFIXES if name.endswith(s)), None)
 
 
+def data_stem(path: Path) -> str:
+    """A file's name without the data suffix: ``mmlu.stem.jsonl.gz`` is ``mmlu.stem``."""
+    suffix = _suffix(Path(path))
+    name = Path(path).name
+    return name[: len(name) - len(suffix)] if suffix else Path(path).stem
+
+
 @dataclass(frozen=True)
 class Record:
     """One document, with what is needed to find it again in its file."""

@@ -3,7 +3,10 @@
 A targets file holds one example per record with its text and, optionally, a
 ``target`` field naming the task; several tasks in one file are the paper's
 multi-target setting. Examples without a task name belong to a task named
-after their file.
+after their file: its whole name less the data suffix (``mmlu.stem.jsonl.gz``
+is ``mmlu.stem``). A name that is a number or a boolean is kept as written
+(``0``, ``false``); an empty name is an error, as a task needs a name to be
+told apart in the output.
 
 Target NAGs are cached on disk, keyed by the index's backbone, its settings
 and the texts, so querying the same targets again never runs the backbone.
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nagindex.settings import cache_dir
-from nagindex.corpus import find_files, read_records
+from nagindex.corpus import data_stem, find_files, read_records
 from nagindex.errors import InputError
 
 TARGET_FIELD = "target"
@@ -57,10 +60,25 @@ def read_targets(spec, text_field: str = "text", target_field: str = TARGET_FIEL
     texts, names = [], []
     for r in read_records(files, text_field, id_field=None, extra_fields=(target_field,)):
         texts.append(r.text)
-        names.append(str(r.fields.get(target_field) or files[r.file_index].name.split(".")[0]))
+        names.append(task_name(r.fields.get(target_field), files[r.file_index], r.where, target_field))
     if not texts:
         raise InputError(f"{spec}: no target examples (records need a {text_field!r} field)")
     return Targets(texts, names)
+
+
+def task_name(value, path, where: str, target_field: str = TARGET_FIELD) -> str:
+    """The task a target example belongs to: its ``target_field``, else its file's name."""
+    if value is None:
+        return data_stem(path)
+    if isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, (int, float)):
+        return str(value)
+    if not isinstance(value, str):
+        raise InputError(f"{where}: {target_field!r} must name a task (a string or a number), not {type(value).__name__}")
+    if not value.strip():
+        raise InputError(f"{where}: {target_field!r} is empty; name the task, or leave the field out to use the file's name")
+    return value
 
 
 def cache_key(backbone: dict, settings: dict, texts: list[str]) -> str:

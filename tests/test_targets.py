@@ -1,0 +1,44 @@
+"""Target files: which task each example belongs to."""
+from __future__ import annotations
+
+import gzip
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from nagindex.errors import InputError
+from query import read_targets
+
+
+def _jsonl(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_tasks_are_named_after_their_whole_file_name(tmp_path):
+    _jsonl(tmp_path / "mmlu.stem.jsonl", [{"text": "a b"}, {"text": "c d"}])
+    _jsonl(tmp_path / "mmlu.humanities.jsonl", [{"text": "e f"}])
+    with gzip.open(tmp_path / "arc.easy.jsonl.gz", "wt") as f:
+        f.write(json.dumps({"text": "g h"}) + "\n")
+    pq.write_table(pa.table({"text": ["i j"]}), tmp_path / "hella.swag.parquet")
+    targets = read_targets(tmp_path)
+    assert set(targets.groups()) == {"mmlu.stem", "mmlu.humanities", "arc.easy", "hella.swag"}
+    assert len(targets.groups()["mmlu.stem"]) == 2
+
+
+def test_falsy_task_names_are_kept(tmp_path):
+    path = _jsonl(tmp_path / "mix.jsonl", [{"text": "a", "target": 0}, {"text": "b", "target": False},
+                                           {"text": "c", "target": 1.5}, {"text": "d"}, {"text": "e", "target": 0}])
+    targets = read_targets(path)
+    assert targets.names == ["0", "false", "1.5", "mix", "0"]
+    assert list(targets.groups()) == ["0", "false", "1.5", "mix"]
+
+
+@pytest.mark.parametrize("value,message", [("", "is empty"), ("  ", "is empty"), ([1], "must name a task.*not list"),
+                                           ({"a": 1}, "must name a task.*not dict")])
+def test_a_task_name_that_names_nothing_is_refused_with_its_line(tmp_path, value, message):
+    path = _jsonl(tmp_path / "t.jsonl", [{"text": "a", "target": "x"}, {"text": "b", "target": value}])
+    with pytest.raises(InputError, match=rf"t\.jsonl, line 2: 'target' {message}"):
+        read_targets(path)
