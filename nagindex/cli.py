@@ -236,10 +236,10 @@ def query_command(targets, index, documents, tokens, fraction, output, fmt, with
     selector = Selector(index or default_index_path(), device=device, engine=engine, ray_address=ray_address)
     spec = _spec(selector.index, layers, top_k, neuron_type, power, weighting)
     parsed = read_targets(list(targets), text_field, target_field)
-    quality = selector.quality(quality_field, higher_is_better=not invert_quality) if quality_field else None
+    quality = selector.quality(quality_field) if quality_field else None
     result = selector.select(parsed, budget, spec, search=search, dedup=dedup, weights=_weights(weights),
-                             quality=quality, with_text=with_text, oversample=oversample or DEFAULT_OVERSAMPLE,
-                             nprobe=nprobe)
+                             quality=quality, invert_quality=invert_quality, with_text=with_text,
+                             oversample=oversample or DEFAULT_OVERSAMPLE, nprobe=nprobe)
     write_selection(result.table, output, fmt)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)

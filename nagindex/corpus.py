@@ -421,6 +421,8 @@ def _parquet_values(path: Path, rows: list[int], field: str, label: str) -> list
                     f"{label}, row {row}: no such row (the file has {starts[-1]}); "
                     "has the file changed since it was indexed?"
                 )
+        if field not in file.schema_arrow.names:
+            return [None] * len(rows)                       # as a JSON record without the field
         wanted = np.asarray(rows, dtype=np.int64)
         group_of = np.searchsorted(starts, wanted, side="right") - 1
         values = []

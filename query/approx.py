@@ -34,7 +34,7 @@ from nagindex.sketch import Sketch, SlotMap
 from .budget import Budget
 from .profile import Profiles
 from .scoring import score_codes
-from .select import Pick, pick
+from .select import Pick, pick_each, ranking_of
 
 DEFAULT_OVERSAMPLE = 10
 PROBE_SHARE = 0.25          # an IVF search visits at least this share of the lists,
@@ -125,12 +125,15 @@ class ApproxSearch:
         return np.unique(np.concatenate(found))
 
     def select(self, profiles: Profiles, budgets: list[Budget], oversample: int = DEFAULT_OVERSAMPLE,
-               nprobe: int | None = None) -> tuple[list[Pick], list[np.ndarray], int]:
-        """Each target's pick among the candidates, their exact similarities, and how many were scored.
+               nprobe: int | None = None, dedup: bool = False
+               ) -> tuple[list[Pick], list[np.ndarray], list[int], int]:
+        """Each target's pick among the candidates, their exact similarities, how deep each
+        looked into its ranking (``query.select.pick_each``), and how many candidates were scored.
 
-        A token budget whose pick takes more documents than planned (short
-        documents at the top), or all the candidates, is planned again from
-        what it took, until the candidates suffice or cover the pool.
+        A target whose pick looks deeper into its ranking than planned (short
+        documents at the top of a token budget, or, with ``dedup``, documents
+        an earlier target took), or takes all the candidates, is planned again
+        from what it took, until the candidates suffice or cover the pool.
         """
         if oversample < 1 or (nprobe is not None and nprobe < 1):
             raise NagindexError("--oversample and --nprobe must be at least 1")
@@ -145,17 +148,17 @@ class ApproxSearch:
             except CodeOutOfRange as e:
                 raise self.index.damaged_code(e, self.neuron_type, rows) from None
             tokens = self.index.tokens[rows]
-            picks = [pick(1.0 - sims[:, m], lambda at, rows=rows: self.index.ids_of(rows[at]), tokens, b)
-                     for m, b in enumerate(budgets)]
-            short = [m for m, p in enumerate(picks) if p.exhausted or len(p.rows) > planned[m]]
+            rankings = [ranking_of(rows, 1.0 - sims[:, m], self.index.ids_of, tokens) for m in range(len(budgets))]
+            picks, depths = pick_each(rankings, budgets, self.index.tokens.__getitem__, dedup)
+            short = [m for m, p in enumerate(picks) if p.exhausted or depths[m] > planned[m]]
             if not short or len(rows) in (n, scored):
                 break
             scored = len(rows)
             for m in short:
-                planned[m] = math.ceil(max(len(picks[m].rows), planned[m]) * TOKEN_MARGIN)
+                planned[m] = math.ceil(max(depths[m], planned[m]) * TOKEN_MARGIN)
         whole = len(rows) == n
-        return ([Pick(rows[p.rows], p.distance, p.exhausted and whole) for p in picks],
-                [sims[p.rows, m] for m, p in enumerate(picks)], len(rows))
+        return ([Pick(p.rows, p.distance, p.exhausted and whole) for p in picks],
+                [sims[np.searchsorted(rows, p.rows), m] for m, p in enumerate(picks)], depths, len(rows))
 
 
 def _searcher(vectors: faiss.Index, on_gpus: faiss.Index | None, k: int, nprobe: int | None) -> faiss.Index:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from nagindex.errors import NagindexError
 
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
@@ -41,12 +43,18 @@ class Budget:
             raise NagindexError(f"--fraction {self.fraction}: must be in (0, 1]")
 
     def split(self, weights: list[float], pool_tokens: int) -> list["Budget"]:
-        """Per-target budgets: the paper's mixture gives each of M targets 1/M (or its weight)."""
-        total = sum(weights)
+        """Per-target budgets: the paper's mixture gives each of M targets 1/M (or its weight).
+
+        The shares add up to the whole budget: each target gets the whole part
+        of its share, and what the rounding leaves goes one by one to the
+        targets with the largest fractions (ties to the earlier target), so
+        ``-k 5`` over two targets is 3 and 2 documents. A share can be 0
+        documents when there are more targets than documents.
+        """
         if self.documents is not None:
-            return [Budget(documents=max(1, round(self.documents * w / total))) for w in weights]
-        tokens = self.tokens if self.tokens is not None else self.fraction * pool_tokens
-        return [Budget(tokens=max(1, int(tokens * w / total))) for w in weights]
+            return [Budget(documents=n) for n in apportion(self.documents, weights)]
+        tokens = self.tokens if self.tokens is not None else int(self.fraction * pool_tokens)
+        return [Budget(tokens=max(1, n)) for n in apportion(tokens, weights)]
 
     def describe(self) -> str:
         if self.documents is not None:
@@ -54,3 +62,13 @@ class Budget:
         if self.tokens is not None:
             return f"{self.tokens:,} tokens"
         return f"{self.fraction:g} of the pool's tokens"
+
+
+def apportion(total: int, weights: list[float]) -> list[int]:
+    """``total`` split in proportion to ``weights`` into integers that sum to it (largest remainders)."""
+    w = np.asarray(weights, dtype=np.float64)
+    exact = total * w / w.sum()
+    whole = np.floor(exact).astype(np.int64)
+    left = int(total - whole.sum())
+    whole[np.argsort(-(exact - whole), kind="stable")[:left]] += 1
+    return whole.tolist()

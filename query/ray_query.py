@@ -26,12 +26,19 @@ from nagindex.store import CodeStore
 from .budget import Budget
 from .profile import Profiles
 from .scoring import score_stream
-from .select import Pick, Summary, pick, reach, summarize
+from .select import Pick, Summary, pick_each, ranking_of, reach, summarize
 
 
-def fan_out(index: Index, profiles: Profiles, neuron_type: str, budgets: list[Budget],
-            ray_address: str | None = None) -> tuple[list[Pick], list[np.ndarray]]:
-    """Each target's pick over the whole index, and the similarities of the picked rows."""
+def fan_out(index: Index, profiles: Profiles, neuron_type: str, budgets: list[Budget], dedup: bool = False,
+            ray_address: str | None = None) -> tuple[list[Pick], list[np.ndarray], list[int]]:
+    """Each target's pick over the whole index, the similarities of the picked rows, and how deep
+    each looked into its ranking (``query.select.pick_each``).
+
+    With ``dedup`` a target may look past what its budget's bound holds (the
+    documents an earlier target took are passed over): a target whose ranking
+    ran out inside the rows sent, short of the whole pool, asks the shards
+    again with a bound for twice as many documents, until what was sent suffices.
+    """
     ray = connect(ray_address)
     score, within = ray.remote(num_returns=2)(_score_shard), ray.remote(_within)
     shared = ray.put(profiles)
@@ -40,16 +47,20 @@ def fan_out(index: Index, profiles: Profiles, neuron_type: str, budgets: list[Bu
         scored = [score.remote(path, shared, neuron_type) for path in paths]
         summaries = ray.get([summary for summary, _ in scored])
         limits = [reach([s[m] for s in summaries], budget) for m, budget in enumerate(budgets)]
-        found = ray.get([within.remote(path, sims, limits) for path, (_, sims) in zip(paths, scored)])
-    picks, similarity = [], []
-    for m, budget in enumerate(budgets):
-        rows = np.concatenate([shard.offset + part[m][0] for shard, part in zip(index.shards, found)])
-        sims = np.concatenate([part[m][1] for part in found])
-        tokens = np.concatenate([part[m][2] for part in found])
-        chosen = pick(1.0 - sims, lambda i, rows=rows: index.ids_of(rows[i]), tokens, budget)
-        picks.append(Pick(rows[chosen.rows], chosen.distance, chosen.exhausted))
-        similarity.append(sims[chosen.rows])
-    return picks, similarity
+        while True:
+            found = ray.get([within.remote(path, sims, limits) for path, (_, sims) in zip(paths, scored)])
+            rows = [np.concatenate([shard.offset + part[m][0] for shard, part in zip(index.shards, found)])
+                    for m in range(len(budgets))]
+            sims = [np.concatenate([part[m][1] for part in found]) for m in range(len(budgets))]
+            rankings = [ranking_of(rows[m], 1.0 - sims[m], index.ids_of,
+                                   np.concatenate([part[m][2] for part in found])) for m in range(len(budgets))]
+            picks, depths = pick_each(rankings, budgets, index.tokens.__getitem__, dedup)
+            deeper = [m for m, p in enumerate(picks) if p.exhausted and np.isfinite(limits[m])]
+            if not dedup or not deeper:
+                break
+            for m in deeper:
+                limits[m] = reach([s[m] for s in summaries], Budget(documents=2 * len(rows[m]) + 1))
+    return picks, [sims[m][np.searchsorted(rows[m], p.rows)] for m, p in enumerate(picks)], depths
 
 
 def _score_shard(path: str, profiles: Profiles, neuron_type: str) -> tuple[list[Summary], np.ndarray]:

@@ -72,6 +72,76 @@ def pick(distance: np.ndarray, ids_of: IdsOf, tokens: np.ndarray, budget: Budget
     return Pick(rows, distance[rows], False)
 
 
+Ranking = Callable[[Budget], Pick]     # one target's ``pick`` over its ranking, in global rows
+
+
+def ranking_of(rows: np.ndarray, distance: np.ndarray, ids_of: IdsOf, tokens: np.ndarray) -> Ranking:
+    """The ranking of some of the pool's documents: global ``rows`` with their distances and tokens.
+
+    Ties are broken by the ids of the rows, as over the whole pool, so the
+    ranking of a part that holds every document up to some distance is a
+    prefix of the whole pool's.
+    """
+    def rank(budget: Budget) -> Pick:
+        chosen = pick(distance, lambda at: ids_of(rows[at]), tokens, budget)
+        return Pick(rows[chosen.rows], chosen.distance, chosen.exhausted)
+    return rank
+
+
+def pick_each(rankings: list[Ranking], budgets: list[Budget], tokens_of: Callable[[np.ndarray], np.ndarray],
+              dedup: bool = False) -> tuple[list[Pick], list[int]]:
+    """Every target's pick, and how deep into its ranking it looked.
+
+    With ``dedup`` the targets pick in order and each passes over the
+    documents that earlier ones took, filling its own share with the next
+    best of its own ranking instead: every target still gets its whole
+    budget, where removing repeats afterwards would starve the later ones.
+    """
+    taken = np.zeros(0, np.int64)
+    picks, depths = [], []
+    for rank, budget in zip(rankings, budgets):
+        chosen, depth = refill(rank, budget, taken, tokens_of) if dedup and len(taken) else _plain(rank, budget)
+        picks.append(chosen)
+        depths.append(depth)
+        if dedup:
+            taken = np.union1d(taken, chosen.rows)
+    return picks, depths
+
+
+def _plain(rank: Ranking, budget: Budget) -> tuple[Pick, int]:
+    chosen = rank(budget)
+    return chosen, len(chosen.rows)
+
+
+def refill(rank: Ranking, budget: Budget, taken: np.ndarray, tokens_of: Callable[[np.ndarray], np.ndarray]
+           ) -> tuple[Pick, int]:
+    """``pick`` over the ranking with the rows ``taken`` (sorted) left out; and the prefix it looked at.
+
+    The ranking is read as prefixes of growing length, asked of ``rank`` as
+    document budgets: the rows left out only ever push the selection deeper.
+    The pick is ``exhausted`` when the ranking ran out before the budget did.
+    """
+    first = rank(budget)
+    free = ~np.isin(first.rows, taken)
+    if free.all():
+        return first, len(first.rows)
+    ask = len(first.rows) + int((~free).sum())
+    while True:
+        prefix = rank(Budget(documents=ask))
+        free = np.flatnonzero(~np.isin(prefix.rows, taken))
+        if budget.documents is not None:
+            enough = len(free) >= budget.documents
+            keep = free[:budget.documents]
+        else:
+            fits = np.cumsum(tokens_of(prefix.rows[free])) <= budget.tokens
+            enough = not fits.all()
+            keep = free[:max(int(np.argmin(fits)) if enough else len(free), 1)]
+        if enough or prefix.exhausted:
+            depth = int(keep[-1]) + 1 if len(keep) else len(prefix.rows)
+            return Pick(prefix.rows[keep], prefix.distance[keep], prefix.exhausted and len(free) == len(keep)), depth
+        ask = max(ask + 1, 2 * ask)
+
+
 @dataclass
 class Summary:
     """One part of a pool's distances to a target, in bins: each bin's upper edge, documents and tokens."""

@@ -19,8 +19,8 @@ import numpy as np
 import pyarrow as pa
 
 from nagindex.cluster import check_engine
-from nagindex.corpus import fetch_texts, fetch_values, number
-from nagindex.errors import CodeOutOfRange, IndexStateError, NagindexError
+from nagindex.corpus import fetch_texts, fetch_values
+from nagindex.errors import CodeOutOfRange, IndexStateError, InputError, NagindexError
 from nagindex.index import Index
 from nagindex.settings import ExtractSettings
 
@@ -29,7 +29,7 @@ from .budget import Budget
 from .profile import Profiles, ScoreSpec, build_profiles
 from .scoring import score_stream
 from .scoring_torch import cuda_available, score_stream_torch
-from .select import Pick, pick
+from .select import Pick, pick, pick_each
 from .targets import Targets, cache_key, cached_codes
 
 SEARCHES = ("auto", "exact", "approx")
@@ -127,7 +127,8 @@ class Selector:
 
     def select(self, targets: Targets, budget: Budget, spec: ScoreSpec = ScoreSpec(), *, search: str = "auto",
                dedup: bool = False, weights: dict[str, float] | None = None, quality: np.ndarray | None = None,
-               with_text: bool = False, oversample: int = DEFAULT_OVERSAMPLE, nprobe: int | None = None) -> Selection:
+               invert_quality: bool = False, with_text: bool = False, oversample: int = DEFAULT_OVERSAMPLE,
+               nprobe: int | None = None) -> Selection:
         """Rank the pool against each target and select within ``budget``.
 
         Args:
@@ -136,15 +137,19 @@ class Selector:
             spec: how documents are scored: neuron type, layers, K', power, weighting.
             search: ``exact`` scans every code, ``approx`` re-scores FAISS candidates exactly,
                 ``auto`` chooses by the budget against the pool (docs/design.md §4).
-            dedup: keep a document once even if several targets select it.
+            dedup: keep a document once even if several targets select it; each target then
+                fills its share with the next best documents of its own ranking.
             weights: relative budget per task name (default: equal shares).
-            quality: per pool document, a badness to add to the distance (``Selector.quality``).
+            quality: per pool document, a quality value (``Selector.quality``; NaN ranks worst),
+                min-max normalised and added to the normalised distance.
+            invert_quality: lower quality values are better (e.g. perplexity).
             with_text: fetch each selected document's text back from the corpus.
             oversample, nprobe: approximate search's candidates per selected document and IVF lists.
 
         Returns:
             A :class:`Selection`: the table (id, target, rank, similarity, distance, tokens,
-            and text if asked), a summary per target and notes for the user.
+            with ``quality`` the quality and the ``combined`` score it is ranked by, and text
+            if asked), a summary per target and notes for the user.
 
         Raises:
             NagindexError: an option this index or engine cannot honour.
@@ -163,12 +168,14 @@ class Selector:
             raise NagindexError(f"--weight: no target named {', '.join(unknown)}; targets are {', '.join(names)}")
         budgets = budget.split(share, int(self.index.tokens.sum()))
         notes: list[str] = []
+        extra: dict[str, list[np.ndarray]] = {}
         if self.engine == "ray":
             from .ray_query import fan_out
 
-            picks, similarity = fan_out(self.index, profiles, spec.neuron_type, budgets, self.ray_address)
+            picks, similarity, depths = fan_out(self.index, profiles, spec.neuron_type, budgets, dedup,
+                                                self.ray_address)
         elif resolve(search, self.index, budgets, spec.neuron_type, quality is not None, oversample) == "approx":
-            picks, similarity, scored = self.approx.select(profiles, budgets, oversample, nprobe)
+            picks, similarity, depths, scored = self.approx.select(profiles, budgets, oversample, nprobe, dedup)
             notes.append(f"approximate search: {scored:,} FAISS candidates re-scored exactly (--search exact scans all)")
         else:
             sims = self.similarities(profiles, spec.neuron_type)
@@ -176,24 +183,27 @@ class Selector:
             if quality is not None:
                 if np.isnan(quality).any():
                     notes.append(f"{int(np.isnan(quality).sum()):,} documents have no quality value and rank as the worst")
-                ranking = combine_quality(ranking, quality)
-            picks = [pick(ranking[:, m], self.index.ids_of, self.index.tokens, b) for m, b in enumerate(budgets)]
+                ranking = combine_quality(ranking, quality if invert_quality else -quality)
+            rankings = [functools.partial(pick, ranking[:, m], self.index.ids_of, self.index.tokens)
+                        for m in range(len(names))]
+            picks, depths = pick_each(rankings, budgets, self.index.tokens.__getitem__, dedup)
             similarity = [sims[p.rows, m] for m, p in enumerate(picks)]
-        return self._assemble(names, picks, similarity, budget, dedup, with_text, notes)
+            if quality is not None:
+                extra = {"quality": [quality[p.rows] for p in picks], "combined": [p.distance for p in picks]}
+        passed = sum(depths) - sum(len(p.rows) for p in picks)
+        if passed:
+            notes.append(f"--dedup passed over {passed:,} documents that an earlier target had taken; "
+                         "each target took the next best of its own ranking instead")
+        return self._assemble(names, picks, similarity, budget, with_text, notes, extra)
 
     def _assemble(self, names: list[str], picks: list[Pick], similarity: list[np.ndarray],
-                  budget: Budget, dedup: bool, with_text: bool, notes: list[str]) -> Selection:
-        """The output table; ``similarity[m]`` holds the similarities of ``picks[m].rows``."""
+                  budget: Budget, with_text: bool, notes: list[str], extra: dict[str, list[np.ndarray]]) -> Selection:
+        """The output table; ``similarity[m]`` holds the similarities of ``picks[m].rows``, and
+        ``extra[name][m]`` the values of a further column for them."""
         rows = np.concatenate([p.rows for p in picks])
         sims = np.concatenate(similarity)
         target = np.concatenate([np.full(len(p.rows), m) for m, p in enumerate(picks)]).astype(np.int64)
         rank = np.concatenate([np.arange(1, len(p.rows) + 1) for p in picks])
-        if dedup:
-            _, first = np.unique(rows, return_index=True)
-            keep = np.sort(first)
-            if len(keep) < len(rows):
-                notes.append(f"--dedup removed {len(rows) - len(keep):,} repeated documents")
-            rows, target, rank, sims = rows[keep], target[keep], rank[keep], sims[keep]
         if any(p.exhausted for p in picks):
             notes.append(f"the budget ({budget.describe()}) covers the whole pool of {self.index.documents:,} "
                          "documents: everything is selected")
@@ -205,6 +215,7 @@ class Selector:
             "similarity": pa.array(sims),
             "distance": pa.array(1.0 - sims),
             "tokens": pa.array(tokens, pa.int64()),
+            **{name: pa.array(np.concatenate(parts), from_pandas=True) for name, parts in extra.items()},
         }
         if with_text:
             columns["text"] = pa.array(self.texts(rows), pa.string())
@@ -220,20 +231,26 @@ class Selector:
         """The texts of global rows, fetched back from the corpus files."""
         return self._fetch(rows, lambda shard: shard.meta["text_field"], None)
 
-    def quality(self, field_name: str, higher_is_better: bool = True) -> np.ndarray:
-        """A numeric field of every pool record as badness (lower is better).
+    def quality(self, field_name: str) -> np.ndarray:
+        """A numeric field of every pool record (``--quality-field``), NaN where a record lacks it.
 
         Read from the index where the build kept it (``--keep-field``), else from
-        every record of the corpus files: a pass over the whole corpus. Records
-        without a number in the field get NaN, which ranks as the worst quality.
+        every record of the corpus files: a pass over the whole corpus. A value
+        that is not a number (a string, an object, a boolean) is an error naming
+        its file, place and document, and so is a field no document holds.
         """
         values = self.index.kept_field(field_name)
+        where = f"kept in {self.index.path}" if values is not None else "in the corpus records"
         if values is None:
-            rows = np.arange(self.index.documents)
-            values = np.array([number(v) for v in self._fetch(rows, lambda shard: field_name, _any)], np.float64)
-        return -values if higher_is_better else values
+            values = np.array(self._fetch(np.arange(self.index.documents), lambda shard: field_name, _any,
+                                          functools.partial(_quality_value, field_name)), np.float64)
+        if not np.isfinite(values).any():
+            raise InputError(f"--quality-field {field_name}: no document has a number {where} "
+                             f"(fields kept in the index: {', '.join(self.index.kept_fields) or 'none'})")
+        return values
 
-    def _fetch(self, rows: np.ndarray, field_of, check) -> list:
+    def _fetch(self, rows: np.ndarray, field_of, check, convert=None) -> list:
+        """Values of a field of global ``rows``; ``convert(value, file, offset, id)`` turns each into its use."""
         rows = np.asarray(rows, dtype=np.int64)
         out: list = [None] * len(rows)
         for shard, mask in self.index.locate(rows):
@@ -243,6 +260,9 @@ class Selector:
                 values = fetch_texts(shard.files, files[local], offsets[local], field_of(shard))
             else:
                 values = fetch_values(shard.files, files[local], offsets[local], field_of(shard), check)
+            if convert is not None:
+                values = [convert(v, shard.files[f], o, lambda r=r: shard.store.ids_of(np.array([r]))[0])
+                          for v, f, o, r in zip(values, files[local], offsets[local], local)]
             for i, v in zip(np.flatnonzero(mask), values):
                 out[i] = v
         return out
@@ -252,10 +272,21 @@ def _any(value) -> None:
     """Accept every value: a missing field is not an error here."""
 
 
-def combine_quality(distance: np.ndarray, quality: np.ndarray) -> np.ndarray:
-    """Min-max normalised distance plus min-max normalised badness (lower is better)."""
-    badness = _minmax(quality)
-    return _minmax(distance) + np.nan_to_num(badness, nan=1.0)[:, None]
+def _quality_value(field_name: str, value, path, offset: int, doc_id) -> float:
+    """A quality value as a number: NaN where the record lacks it (a plain-text file has no fields);
+    anything but a number is refused."""
+    if value is None or str(path).endswith(".txt"):
+        return float("nan")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    unit = "row" if str(path).endswith(".parquet") else "byte"
+    raise InputError(f"{path}, {unit} {offset} (document {doc_id()!r}): --quality-field {field_name!r} is "
+                     f"{type(value).__name__} {value!r:.40}, not a number")
+
+
+def combine_quality(distance: np.ndarray, badness: np.ndarray) -> np.ndarray:
+    """Min-max normalised distance plus min-max normalised badness (both lower is better)."""
+    return _minmax(distance) + np.nan_to_num(_minmax(badness), nan=1.0)[:, None]
 
 
 def _minmax(x: np.ndarray) -> np.ndarray:

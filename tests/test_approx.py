@@ -246,3 +246,20 @@ def test_the_query_command_approximates_on_request(tiny_model, demo, tmp_path):
     approx = run(*query, "--search", "approx", "--oversample", "60", "--nprobe", "3")
     assert approx.stdout == exact.stdout
     assert "re-scored exactly" in approx.stderr
+
+
+@pytest.mark.parametrize("budget", [Budget(documents=3000), Budget(tokens=300_000)])
+def test_dedup_refills_approximate_selections_as_the_scan_does(flat, pool, budget):
+    selector, targets = _selector(flat, pool)
+    exact = selector.select(targets, budget, search="exact", dedup=True)
+    assert any("--dedup passed over" in note for note in exact.notes)        # the targets share documents
+    whole = selector.select(targets, budget, search="approx", dedup=True, oversample=len(selector.index))
+    assert whole.table.to_pydict() == exact.table.to_pydict()
+    approx = selector.select(targets, budget, search="approx", dedup=True)
+    ids = approx.table.column("id").to_pylist()
+    assert len(set(ids)) == len(ids)
+    for got, want in zip(approx.summary, exact.summary):
+        if budget.documents is not None:
+            assert got["documents"] == want["documents"] == budget.documents // len(TARGET_TOPICS)
+        else:
+            assert budget.tokens // len(TARGET_TOPICS) - 120 < got["tokens"] <= budget.tokens // len(TARGET_TOPICS)

@@ -1,6 +1,7 @@
 """``nagindex query``: the paper's ranking exactly, budgets, many targets, output."""
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from pathlib import Path
@@ -86,12 +87,32 @@ def test_budget_larger_than_the_pool_selects_everything_and_says_so(demo_index, 
     assert "whole pool" in result.output
 
 
-def test_dedup_keeps_each_document_once(demo_index, demo_corpus):
-    dup = rows(query(demo_index, demo_corpus / "targets.jsonl", "-k", "120").output)
-    assert len({r["id"] for r in dup}) == 60
-    result = query(demo_index, demo_corpus / "targets.jsonl", "-k", "120", "--dedup")
-    ids = [r["id"] for r in rows(result.output)]
-    assert len(ids) == len(set(ids)) == 60 and "removed 60" in result.output
+def test_k_is_the_number_of_documents_returned(demo_index, demo_corpus):
+    for k, weights, shares in (("5", (), [3, 2]), ("7", ("--weight", "word_problems=3"), [2, 5]), ("1", (), [1, 0])):
+        out = rows(query(demo_index, demo_corpus / "targets.jsonl", "-k", k, *weights).output)
+        assert [sum(r["target"] == n for r in out) for n in ("science_qa", "word_problems")] == shares, (k, weights)
+
+
+@pytest.mark.parametrize("budget", [("-k", "40"), ("--tokens", "2K")])
+def test_dedup_fills_each_share_from_its_own_ranking(demo_index, demo_corpus, budget):
+    whole = rows(query(demo_index, demo_corpus / "targets.jsonl", "-k", "120").output)
+    ranking = {n: [r for r in whole if r["target"] == n] for n in ("science_qa", "word_problems")}
+    plain = rows(query(demo_index, demo_corpus / "targets.jsonl", *budget).output)
+    assert len({r["id"] for r in plain}) < len(plain)                     # the targets share documents
+    result = query(demo_index, demo_corpus / "targets.jsonl", *budget, "--dedup")
+    got = rows(result.output)
+    taken: set[str] = set()
+    for name, share in ranking.items():
+        mine = [r for r in plain if r["target"] == name]
+        free = [r for r in share if r["id"] not in taken]
+        if budget[0] == "-k":
+            want = free[:len(mine)]
+        else:
+            used = np.cumsum([r["tokens"] for r in free])
+            want = free[:max(int((used <= 1000).sum()), 1)]
+        assert [(r["id"], r["distance"]) for r in got if r["target"] == name] == [(r["id"], r["distance"]) for r in want]
+        taken |= {r["id"] for r in want}
+    assert len({r["id"] for r in got}) == len(got) and "--dedup passed over" in result.output
 
 
 def test_quality_field_changes_the_order(demo_index, demo_corpus):
@@ -109,6 +130,47 @@ def test_a_kept_quality_field_is_read_from_the_index(tiny_model, demo_index, dem
     assert "quality" in run("info", kept).output.split("kept fields")[1].splitlines()[0]
     args = ("-k", "120", "--quality-field", "quality", "--invert-quality")
     assert query(kept, demo_corpus / "targets.jsonl", *args).output == query(demo_index, demo_corpus / "targets.jsonl", *args).output
+
+
+def test_the_output_carries_the_quality_and_the_combined_score(demo_index, demo_corpus):
+    out = rows(query(demo_index, demo_corpus / "targets.jsonl", "-k", "120", "--quality-field", "quality").output)
+    records = {}
+    for path in (demo_corpus / "corpus").rglob("*.jsonl*"):
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt") as f:
+            records.update((r["id"], r.get("quality")) for r in map(json.loads, f))
+    records.update(zip(*pq.read_table(demo_corpus / "corpus" / "web-02.parquet", columns=["id", "quality"]).to_pydict().values()))
+    for name in ("science_qa", "word_problems"):
+        mine = [r for r in out if r["target"] == name]                 # the whole pool, best first
+        assert len(mine) == 60 and [r["quality"] for r in mine] == [records.get(r["id"]) for r in mine]
+        d = np.array([r["distance"] for r in mine])
+        q = np.array([np.nan if r["quality"] is None else -r["quality"] for r in mine])
+        want = (d - d.min()) / (d.max() - d.min()) + np.nan_to_num((q - np.nanmin(q)) / (np.nanmax(q) - np.nanmin(q)), nan=1.0)
+        np.testing.assert_allclose([r["combined"] for r in mine], want, atol=1e-12)
+        assert [(r["combined"], r["id"]) for r in mine] == sorted((r["combined"], r["id"]) for r in mine)
+
+
+@pytest.mark.parametrize("field,message", [
+    ("nosuch", "--quality-field nosuch: no document has a number in the corpus records"),
+    ("domain", "web-00.jsonl, byte 0 (document 'arithmetic-0004'): --quality-field 'domain' is str 'arithmetic', not a number"),
+])
+def test_a_quality_field_that_is_not_a_number_is_refused_by_name(demo_index, demo_corpus, tmp_path, field, message):
+    out = tmp_path / "o.jsonl"
+    result = query(demo_index, demo_corpus / "targets.jsonl", "-k", "5", "--quality-field", field, "-o", out, ok=False)
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_a_structured_quality_value_names_its_file_and_document(tiny_model, tmp_path):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"id": "a", "text": "cell energy", "quality": 0.5}, {"id": "b", "text": "flour water", "quality": {"score": 1}}]))
+    index = tmp_path / "i"
+    run("build", corpus, "-o", index, "--model", tiny_model, "--quiet")
+    result = query(index, corpus, "-k", "1", "--quality-field", "quality", ok=False)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    second = len(corpus.read_text().splitlines()[0]) + 1
+    assert f"{corpus}, byte {second} (document 'b'): --quality-field 'quality' is dict" in result.output
 
 
 def test_variants_at_query_time(demo_index, demo_corpus):

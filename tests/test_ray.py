@@ -10,7 +10,8 @@ import pytest
 from nagindex.index import Index
 from helpers import build, run, snapshot
 
-QUERIES = [("-k", "10"), ("-k", "25", "--dedup"), ("--tokens", "900"), ("--fraction", "0.3", "--layers", "last"),
+QUERIES = [("-k", "10"), ("-k", "25", "--dedup"), ("-k", "70", "--dedup"), ("--tokens", "900"),
+           ("--tokens", "1500", "--dedup"), ("--fraction", "0.3", "--layers", "last"),
            ("-k", "1000")]
 
 
