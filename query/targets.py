@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,7 +99,14 @@ def cached_codes(key: str, neuron_types: list[str], compute) -> dict[str, np.nda
                 return {t: z[t] for t in neuron_types}
     codes = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, **codes)
-    tmp.replace(path)
+    # A name of its own for every writer: concurrent first queries of the same
+    # targets each write theirs, and the last rename wins with the same codes.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.npz", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **codes)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return codes

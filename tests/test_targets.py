@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from nagindex.errors import InputError
 from query import read_targets
+from query.targets import cached_codes
 
 
 def _jsonl(path, records):
@@ -42,3 +46,20 @@ def test_a_task_name_that_names_nothing_is_refused_with_its_line(tmp_path, value
     path = _jsonl(tmp_path / "t.jsonl", [{"text": "a", "target": "x"}, {"text": "b", "target": value}])
     with pytest.raises(InputError, match=rf"t\.jsonl, line 2: 'target' {message}"):
         read_targets(path)
+
+
+def test_concurrent_first_queries_share_the_target_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NAGINDEX_CACHE", str(tmp_path))
+    codes = {"fwd_up": np.arange(2_000_000, dtype=np.uint16).reshape(-1, 4, 10)}
+    for round in range(8):
+        start = threading.Barrier(6)
+
+        def first_query():
+            start.wait()
+            return cached_codes(f"key-{round}", ["fwd_up"], lambda: codes)
+
+        with ThreadPoolExecutor(6) as pool:
+            results = [f.result() for f in [pool.submit(first_query) for _ in range(6)]]
+        assert all(np.array_equal(r["fwd_up"], codes["fwd_up"]) for r in results)
+        np.testing.assert_array_equal(cached_codes(f"key-{round}", ["fwd_up"], None)["fwd_up"], codes["fwd_up"])
+    assert sorted(p.name for p in (tmp_path / "targets").iterdir()) == sorted(f"key-{r}.npz" for r in range(8))
