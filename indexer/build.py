@@ -27,7 +27,7 @@ from nagindex.cluster import check_engine
 from nagindex.corpus import Record, Skipped, find_files, read_records
 from nagindex.errors import IndexStateError, InputError, NagindexError
 from nagindex.extract import Extractor
-from nagindex.index import (CODES, MANIFEST, PARTIAL, SHARD_META, VECTORS, Index, KnownIds, manifest_for,
+from nagindex.index import (CODES, MANIFEST, PARTIAL, SHARD_META, VECTORS, Index, KnownIds, comparable, manifest_for,
                             part_name, read_json, shards_dir, write_manifest)
 from nagindex.sketch import Sketch
 from nagindex.store import CodeStore, Rows, add_slot_counts, concat_stores
@@ -130,7 +130,7 @@ def build(corpus, index_path: str | os.PathLike, options: BuildOptions = BuildOp
     if (final / SHARD_META).exists():
         # Finished, but stopped before the manifest listed it.
         meta = read_json(final / SHARD_META, "shard metadata")
-        if meta["files"] != fingerprint or any(meta.get(k) != v for k, v in header.items()):
+        if meta["files"] != fingerprint or comparable(meta) != comparable(header):
             raise IndexStateError(f"{final}: a finished shard of another corpus is here, not listed in the manifest; delete it")
         if options.shard is None:
             write_manifest(index_path, manifest_for(existing + [meta], header))
@@ -173,10 +173,11 @@ def _header(identity: dict, extractor: Extractor, options: BuildOptions) -> dict
 
 
 def _check_compatible(index_path: Path, manifest: dict, header: dict) -> None:
-    for key, value in header.items():
-        if manifest.get(key) != value:
+    built, asked = comparable(manifest), comparable(header)
+    for key, value in asked.items():
+        if built[key] != value:
             raise IndexStateError(
-                f"{index_path}: built with {key} {manifest.get(key)}, this build asks for {value}; "
+                f"{index_path}: built with {key} {built[key]}, this build asks for {value}; "
                 "an index holds one backbone and one set of settings; write a new index with -o")
 
 
@@ -199,8 +200,9 @@ def _prepare(work: Path, plan: dict) -> None:
     """Start a shard, or check that the unfinished one is the same build."""
     if (work / PLAN).exists():
         before = read_json(work / PLAN, "build plan")
-        if before != plan:
-            changed = sorted(k for k in plan if before.get(k) != plan[k])
+        before, asked = {**before, **comparable(before)}, {**plan, **comparable(plan)}
+        if before != asked:
+            changed = sorted(k for k in asked if before.get(k) != asked[k])
             raise IndexStateError(
                 f"{work}: an unfinished build with other {', '.join(changed)} is here; "
                 f"rerun that build to finish it, or delete {work} to start over")

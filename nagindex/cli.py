@@ -56,6 +56,9 @@ _TARGETS = (
     click.option("--text-field", default="text", show_default=True, help="Field holding the text of a target example."),
     click.option("--target-field", default="target", show_default=True, help="Field naming the task of a target example."),
     click.option("--device", default="auto", show_default=True, help="Device for the target examples' forward pass."),
+    click.option("--model", default=None, metavar="PATH",
+                 help="Where the index's backbone is now, if its weights moved (checked by their hash) "
+                      "[default: where the build found them]."),
 )
 
 
@@ -218,7 +221,7 @@ def build_command(corpus, index, model, neuron_types, top_k, max_length, text_fi
 @cloup.option_group("Targets", *_TARGETS)
 def query_command(targets, index, documents, tokens, fraction, output, fmt, with_text, dedup, weights, search, oversample,
                   nprobe, layers, top_k, neuron_type, power, weighting, quality_field, invert_quality, text_field,
-                  target_field, device, engine, ray_address):
+                  target_field, device, model, engine, ray_address):
     """Rank the index against TARGETS and write the selected documents.
 
     TARGETS are JSONL or Parquet files (or directories, globs) with one target
@@ -233,7 +236,8 @@ def query_command(targets, index, documents, tokens, fraction, output, fmt, with
         raise NagindexError("say how much to select: -k DOCS, --tokens N or --fraction F")
     budget = Budget(documents=parse_size(documents, "-k") if documents else None,
                     tokens=parse_size(tokens, "--tokens") if tokens else None, fraction=fraction)
-    selector = Selector(index or default_index_path(), device=device, engine=engine, ray_address=ray_address)
+    selector = Selector(index or default_index_path(), device=device, model=model, engine=engine,
+                        ray_address=ray_address)
     spec = _spec(selector.index, layers, top_k, neuron_type, power, weighting)
     parsed = read_targets(list(targets), text_field, target_field)
     quality = selector.quality(quality_field) if quality_field else None
@@ -306,7 +310,7 @@ def info_command(index, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
 @cloup.option_group("Targets", *_TARGETS)
 def explain_command(targets, index, layers, top_k, neuron_type, power, weighting, neurons, documents, plot_path, as_json,
-                    text_field, target_field, device):
+                    text_field, target_field, device, model):
     """Show why TARGETS rank the pool as they do.
 
     Per target: how concentrated its profile is in each layer, its strongest
@@ -317,7 +321,7 @@ def explain_command(targets, index, layers, top_k, neuron_type, power, weighting
     from query import Selector, read_targets
     from .analyses.explain import explain, format_text, plot
 
-    selector = Selector(index or default_index_path(), device=device)
+    selector = Selector(index or default_index_path(), device=device, model=model)
     spec = _spec(selector.index, layers, top_k, neuron_type, power, weighting)
     result = explain(selector, read_targets(list(targets), text_field, target_field), spec,
                      neurons=neurons, documents=documents)
@@ -343,7 +347,7 @@ def explain_command(targets, index, layers, top_k, neuron_type, power, weighting
 @click.option("--control-docs", type=click.IntRange(min=1), default=32, show_default=True, help="Pool documents used as control text.")
 @cloup.option_group("Targets", *_TARGETS)
 def ablate_command(targets, index, neuron_type, layers, per_layer, weighting, seeds, control, control_docs, text_field,
-                   target_field, device):
+                   target_field, device, model):
     """Zero each target's NAG neurons and measure the loss.
 
     Per layer, the target's most frequent NAG neurons (with --weighting idf,
@@ -356,7 +360,7 @@ def ablate_command(targets, index, neuron_type, layers, per_layer, weighting, se
 
     from .analyses.ablate import ablate, format_table
 
-    selector = Selector(index or default_index_path(), device=device)
+    selector = Selector(index or default_index_path(), device=device, model=model)
     spec = _spec(selector.index, layers, None, neuron_type, 1.0, weighting)
     control_texts = read_targets(control, text_field).texts if control else None
     results = ablate(selector, read_targets(list(targets), text_field, target_field), spec, per_layer=per_layer,

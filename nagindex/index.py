@@ -93,6 +93,15 @@ def header_of(meta: dict) -> dict:
     return {key: meta.get(key) for key in HEADER}
 
 
+def comparable(meta: dict) -> dict:
+    """The header of a manifest or shard.json as indexes compare it: the backbone by its weights'
+    hash alone, as its name and path only say where the weights were found."""
+    header = header_of(meta)
+    if isinstance(header.get("backbone"), dict):
+        header["backbone"] = {k: v for k, v in header["backbone"].items() if k not in ("name", "path")}
+    return header
+
+
 def manifest_for(shards_meta: list[dict], header: dict) -> dict:
     """A manifest joining shards built with the same ``header`` (backbone, settings)."""
     return {

@@ -14,6 +14,7 @@ import functools
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -66,11 +67,16 @@ class Selector:
         from nagindex.extract import Extractor
 
         recorded = self.index.backbone
-        backbone = load_backbone(self.model or recorded["name"], self.device)
+        where = self.model or recorded.get("path") or recorded["name"]
+        if self.model is None and recorded.get("path") and not Path(recorded["path"]).exists():
+            raise IndexStateError(
+                f"{self.index.path} was built with backbone {recorded['name']}, whose weights are no longer at "
+                f"{recorded['path']}; pass --model PATH to where they are now (they are checked by their hash)")
+        backbone = load_backbone(where, self.device)
         if backbone.identity.sha256 != recorded["sha256"]:
             raise IndexStateError(
                 f"{self.index.path} was built with backbone {recorded['name']} (sha256 {recorded['sha256'][:12]}…); "
-                f"{self.model or recorded['name']} has sha256 {backbone.identity.sha256[:12]}…; "
+                f"{where} has sha256 {backbone.identity.sha256[:12]}…; "
                 "query an index with the backbone that built it")
         return Extractor(backbone, ExtractSettings.from_dict(self.index.settings))
 
