@@ -96,7 +96,8 @@ def build(corpus, index_path: str | os.PathLike, options: BuildOptions = BuildOp
     started = time.perf_counter()
     check_engine(options.engine, options.ray_address)
     index_path = Path(index_path)
-    everything = find_files(corpus)
+    skipped: list[Skipped] = []
+    everything = find_files(corpus, on_error="skip" if options.skip_bad else "raise", skipped=skipped)
     files = select_shard(everything, options.shard)
     fingerprint = corpus_files(files)
     manifest = read_json(index_path / MANIFEST, "manifest") if (index_path / MANIFEST).exists() else None
@@ -139,7 +140,6 @@ def build(corpus, index_path: str | os.PathLike, options: BuildOptions = BuildOp
     _prepare(work, plan)
 
     seen = KnownIds(Index(index_path), f"{index_path} (already indexed)") if manifest else {}
-    skipped: list[Skipped] = []
     # Ids name files relative to the whole corpus: a part built with --shard
     # gives each document the id that an unsharded build gives it.
     read = functools.partial(read_records, files, options.text_field, options.id_field,

@@ -8,6 +8,7 @@ resumes the same way whichever engine ran it before.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -86,7 +87,7 @@ def kept_fields(window: list[Record], names: Sequence[str]) -> dict[str, np.ndar
 
 def write_skipped(path: Path, skipped: list[Skipped]) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text("".join(json.dumps({"where": s.where, "reason": s.reason}) + "\n" for s in skipped))
+        tmp.write_text("".join(json.dumps(dataclasses.asdict(s)) + "\n" for s in skipped))
 
 
 def read_skipped(path: Path) -> list[Skipped]:

@@ -173,8 +173,13 @@ def build_command(corpus, index, model, neuron_types, top_k, max_length, text_fi
                + (f" ({report.resumed:,} resumed)" if report.resumed else "")
                + f" in {report.seconds:.1f}s", err=True)
     if report.skipped:
-        click.echo(f"skipped {len(report.skipped):,} bad records (listed in {report.index}/shards/{report.shard}/skipped.jsonl):", err=True)
-        for s in report.skipped[:5]:
+        # A file cut short loses every record after the cut: name it before single bad records.
+        cut = [s for s in report.skipped if s.rest_of_file]
+        records = len(report.skipped) - len(cut)
+        lost = f"the rest of {len(cut):,} unreadable file{'s' if len(cut) > 1 else ''}" if cut else ""
+        what = " and ".join(x for x in (f"{records:,} bad records" if records else "", lost) if x)
+        click.echo(f"skipped {what} (listed in {report.index}/shards/{report.shard}/skipped.jsonl):", err=True)
+        for s in (cut + [s for s in report.skipped if not s.rest_of_file])[:5]:
             click.echo(f"  {s.where}: {s.reason}", err=True)
 
 

@@ -10,6 +10,7 @@ corpus of millions of records, "malformed JSON" alone is no help.
 """
 from __future__ import annotations
 
+import errno
 import glob
 import gzip
 import io
@@ -37,11 +38,14 @@ _ZSTD_MAX_WINDOW = 1 << 31
 _UNREADABLE = (OSError, EOFError, zlib.error, zstandard.ZstdError, pa.ArrowException)
 
 
-def find_files(spec: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+def find_files(spec: str | os.PathLike | Sequence[str | os.PathLike], *, on_error: str = "raise",
+               skipped: list[Skipped] | None = None) -> list[Path]:
     """Resolve what the user named into the files to read, in a stable order.
 
     The order fixes each document's position in the index, so it must not
-    depend on the order in which the file system lists a directory.
+    depend on the order in which the file system lists a directory. A
+    symbolic link that leads nowhere is an error, or with ``on_error="skip"``
+    an entry of ``skipped``.
     """
     specs = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec)
     if not specs:
@@ -49,7 +53,32 @@ def find_files(spec: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Pa
     found: set[Path] = set()
     for item in specs:
         found.update(_expand(item))
-    return sorted(found)
+    files = []
+    for path in sorted(found):
+        problem = _broken_link(path)
+        if problem is None:
+            files.append(path)
+        elif on_error == "skip":
+            if skipped is not None:
+                skipped.append(Skipped(_display(path), problem, rest_of_file=True))
+        else:
+            raise InputError(f"{_display(path)}: {problem}")
+    return files
+
+
+def _broken_link(path: Path) -> str | None:
+    """What is wrong with a symbolic link that cannot be followed to a file, if it is one."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f"a dangling symbolic link (to {os.readlink(path)}, which does not exist)"
+        raise
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "a symbolic link that loops back on itself"
+        raise
+    return None
 
 
 def _expand(item: str | os.PathLike) -> list[Path]:
@@ -59,6 +88,8 @@ def _expand(item: str | os.PathLike) -> list[Path]:
     elif path.is_file():
         if _suffix(path) is None:
             raise InputError(f"{item}: unsupported file type; expected one of {', '.join(SUFFIXES)}")
+        files = [path]
+    elif os.path.islink(path):
         files = [path]
     elif any(c in str(path) for c in "*?["):
         files = []
@@ -120,6 +151,7 @@ class Skipped:
 
     where: str
     reason: str
+    rest_of_file: bool = False   # everything from ``where`` to the end of its file is missing
 
 
 def read_records(
@@ -179,10 +211,9 @@ class _Reader:
         self.seen_ids = seen_ids
 
     def jsonl(self, path: Path, index: int, name: str, label: str) -> Iterator[Record]:
-        line_no = 0
+        line_no = offset = 0
         try:
             with _open_binary(path) as stream:
-                offset = 0
                 for line_no, line in enumerate(stream, 1):
                     start, offset = offset, offset + len(line)
                     if line.isspace():
@@ -195,7 +226,11 @@ class _Reader:
                     if record:
                         yield record
         except _UNREADABLE as err:
-            self._bad(f"{label}, line {line_no + 1}" if line_no else label, _cannot_read(err))
+            if line_no:
+                self._lost(f"{label}, line {line_no + 1}", err,
+                           f"after line {line_no} (byte {offset:,} of its decompressed content)")
+            else:
+                self._lost(label, err)
 
     def parquet(self, path: Path, index: int, name: str, label: str) -> Iterator[Record]:
         row = 0
@@ -214,13 +249,16 @@ class _Reader:
                         if record:
                             yield record
         except _UNREADABLE as err:
-            self._bad(f"{label}, row {row}" if row else label, _cannot_read(err))
+            if row:
+                self._lost(f"{label}, row {row}", err, f"after row {row - 1}")
+            else:
+                self._lost(label, err)
 
     def txt(self, path: Path, index: int, name: str, label: str) -> Iterator[Record]:
         try:
             data = path.read_bytes()
         except OSError as err:
-            self._bad(label, _cannot_read(err))
+            self._lost(label, err)
             return
         try:
             text = data.decode("utf-8")
@@ -274,10 +312,18 @@ class _Reader:
         fields = {k: obj[k] for k in self.extra_fields if k in obj}
         return Record(doc_id, text, index, offset, where, fields)
 
-    def _bad(self, where: str, reason: str) -> None:
+    def _bad(self, where: str, reason: str, rest_of_file: bool = False) -> None:
         if self.on_error == "raise":
             raise InputError(f"{where}: {reason}")
-        self.skipped.append(Skipped(where, reason))
+        self.skipped.append(Skipped(where, reason, rest_of_file))
+
+    def _lost(self, where: str, err: BaseException, read_until: str | None = None) -> None:
+        """A file that cannot be read on from ``where``: what was read stays, the rest is missing."""
+        if read_until is None:
+            self._bad(where, _cannot_read(err), rest_of_file=True)
+        else:
+            self._bad(where, f"{_cannot_read(err)}; the readable part ends {read_until}: "
+                             "the rest of the file is missing", rest_of_file=True)
 
 
 def number(value) -> float:

@@ -167,3 +167,32 @@ def test_out_of_range_options_are_one_line_errors(tiny_model, demo, tmp_path, op
     result = build(tiny_model, demo / "corpus", tmp_path / "i", option, value, ok=False)
     assert result.exit_code != 0 and says in result.output and "Traceback" not in result.output
     assert not (tmp_path / "i" / "manifest.json").exists()
+
+
+def test_skip_bad_says_that_the_rest_of_a_cut_file_is_missing(tiny_model, tmp_path):
+    import gzip
+
+    lines = b"".join(json.dumps({"id": f"d{i}", "text": "cell energy flour water " * 20}).encode() + b"\n"
+                     for i in range(400))
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    packed = gzip.compress(lines)
+    (corpus / "cut.jsonl.gz").write_bytes(packed[: len(packed) // 2])
+    (corpus / "bad.jsonl").write_text('{"id": "x0", "text": "cell"}\n{broken\n')
+    result = build(tiny_model, corpus, tmp_path / "i", "--skip-bad")
+    assert "skipped 1 bad records and the rest of 1 unreadable file" in result.output
+    assert "cut.jsonl.gz, line " in result.output and "the rest of the file is missing" in result.output
+    report = [json.loads(r) for r in (tmp_path / "i" / "shards" / "00000" / "skipped.jsonl").read_text().splitlines()]
+    assert [r["rest_of_file"] for r in report] == [False, True]
+
+
+def test_a_dangling_link_in_the_corpus_is_one_line(tiny_model, tmp_path):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "a.jsonl").write_text('{"id": "a0", "text": "cell energy"}\n')
+    (corpus / "b.jsonl").symlink_to(tmp_path / "gone.jsonl")
+    result = build(tiny_model, corpus, tmp_path / "i", ok=False)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "b.jsonl: a dangling symbolic link" in result.output
+    build(tiny_model, corpus, tmp_path / "i", "--skip-bad")
+    assert Index(tmp_path / "i").ids.tolist() == ["a0"]

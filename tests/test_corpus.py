@@ -2,6 +2,7 @@ import gzip
 import json
 import os
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -434,3 +435,39 @@ def test_fetch_reports_a_position_with_no_record(tmp_path):
         fetch_text(parquet, 3)
     with pytest.raises(InputError, match=r"missing\.jsonl: cannot read the file"):
         fetch_text(tmp_path / "missing.jsonl", 0)
+
+
+# --- files cut short, links that lead nowhere -------------------------------------
+
+
+@pytest.mark.parametrize("name, compress", [
+    ("cut.jsonl.gz", gzip.compress),
+    ("cut.jsonl.zst", zstandard.ZstdCompressor().compress),
+])
+def test_skip_mode_says_where_a_cut_file_ends_and_that_the_rest_is_missing(tmp_path, name, compress):
+    path = tmp_path / name
+    data = _many_lines()
+    path.write_bytes(_truncated(compress(data)))
+    skipped: list[Skipped] = []
+    records = read_all([path], on_error="skip", skipped=skipped)
+    (entry,) = skipped
+    assert entry.rest_of_file
+    ends = sum(len(line) + 1 for line in data.split(b"\n")[: len(records)])
+    assert f"after line {len(records)} (byte {ends:,} of its decompressed content)" in entry.reason
+    assert "the rest of the file is missing" in entry.reason
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links")
+@pytest.mark.parametrize("target, problem", [
+    ("nowhere.jsonl", "a dangling symbolic link (to nowhere.jsonl, which does not exist)"),
+    ("link.jsonl", "a symbolic link that loops back on itself"),
+])
+def test_a_link_that_leads_nowhere_is_named(tmp_path, target, problem):
+    good = write_docs(tmp_path / "c" / "a.jsonl", DOCS)
+    (tmp_path / "c" / "link.jsonl").symlink_to(target)
+    for spec in (tmp_path / "c", tmp_path / "c" / "link.jsonl", str(tmp_path / "c" / "*.jsonl")):
+        with pytest.raises(InputError, match=re.escape(f"link.jsonl: {problem}")):
+            find_files(spec)
+    skipped: list[Skipped] = []
+    assert find_files(tmp_path / "c", on_error="skip", skipped=skipped) == [good]
+    assert [(s.where.endswith("link.jsonl"), s.reason, s.rest_of_file) for s in skipped] == [(True, problem, True)]
