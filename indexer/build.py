@@ -24,7 +24,7 @@ import numpy as np
 from nagindex.atomic import atomic_path, write_json
 from nagindex.backbone import load_backbone
 from nagindex.cluster import check_engine
-from nagindex.corpus import Record, Skipped, find_files, read_records
+from nagindex.corpus import Record, Skipped, find_files, read_records, text_hashes
 from nagindex.errors import IndexStateError, InputError, NagindexError
 from nagindex.extract import Extractor
 from nagindex.index import (CODES, MANIFEST, PARTIAL, SHARD_META, VECTORS, Index, KnownIds, comparable, manifest_for,
@@ -224,6 +224,7 @@ def _extract_windows(records: Iterator[Record], work: Path, extractor: Extractor
                 codes=nags.codes,
                 impacts=nags.impacts if options.store_impacts else {},
                 fields=kept_fields(window, options.keep_fields),
+                text_hash=text_hashes(r.text for r in window),
             ))
     return parts.done
 

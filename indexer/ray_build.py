@@ -23,7 +23,7 @@ import numpy as np
 
 from nagindex.backbone import load_backbone
 from nagindex.cluster import connect, worker_errors
-from nagindex.corpus import Record, Skipped
+from nagindex.corpus import Record, Skipped, text_hashes
 from nagindex.extract import ExtractSettings, Extractor
 from nagindex.store import Rows
 
@@ -120,6 +120,7 @@ class _Replica:
         nags = self.extractor.extract(batch["text"].tolist())
         out = {name: column for name, column in batch.items() if name != "text"}
         out["tokens"] = nags.tokens
+        out["text_hash"] = text_hashes(batch["text"])
         out.update({f"codes:{t}": c for t, c in nags.codes.items()})
         if self.impacts:
             out.update({f"impacts:{t}": v.astype(np.float16) for t, v in nags.impacts.items()})
@@ -152,4 +153,4 @@ def _rows(pieces: list[dict[str, np.ndarray]]) -> Rows:
 
     return Rows(ids=columns["id"].tolist(), tokens=columns["tokens"], source_file=columns["file"],
                 source_offset=columns["offset"], codes=typed("codes:"), impacts=typed("impacts:"),
-                fields=typed("field:"))
+                fields=typed("field:"), text_hash=columns["text_hash"])

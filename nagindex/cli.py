@@ -203,6 +203,9 @@ def build_command(corpus, index, model, neuron_types, top_k, max_length, text_fi
     click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default=None,
                  help="Output format [default: from the file name]."),
     click.option("--with-text", is_flag=True, help="Include each document's text, fetched back from the corpus files."),
+    click.option("--corpus-root", "corpus_roots", multiple=True, metavar="OLD=NEW",
+                 help="The corpus indexed under OLD is now under NEW (repeatable); texts read from there are "
+                      "checked as from the old place."),
 )
 @cloup.option_group("Scoring", *_scoring())
 @cloup.option_group(
@@ -224,9 +227,9 @@ def build_command(corpus, index, model, neuron_types, top_k, max_length, text_fi
     *_engine("one Ray task per shard, merged exactly (the index must be on a file system all workers see)"),
 )
 @cloup.option_group("Targets", *_TARGETS)
-def query_command(targets, index, documents, tokens, fraction, output, fmt, with_text, dedup, weights, search, oversample,
-                  nprobe, layers, top_k, neuron_type, power, weighting, quality_field, invert_quality, text_field,
-                  target_field, device, model, engine, ray_address):
+def query_command(targets, index, documents, tokens, fraction, output, fmt, with_text, corpus_roots, dedup, weights,
+                  search, oversample, nprobe, layers, top_k, neuron_type, power, weighting, quality_field,
+                  invert_quality, text_field, target_field, device, model, engine, ray_address):
     """Rank the index against TARGETS and write the selected documents.
 
     TARGETS are JSONL or Parquet files (or directories, globs) with one target
@@ -242,7 +245,7 @@ def query_command(targets, index, documents, tokens, fraction, output, fmt, with
     budget = Budget(documents=parse_size(documents, "-k") if documents else None,
                     tokens=parse_size(tokens, "--tokens") if tokens else None, fraction=fraction)
     selector = Selector(index or default_index_path(), device=device, model=model, engine=engine,
-                        ray_address=ray_address)
+                        ray_address=ray_address, corpus_root=_roots(corpus_roots))
     spec = _spec(selector.index, layers, top_k, neuron_type, power, weighting)
     parsed = read_targets(list(targets), text_field, target_field)
     quality = selector.quality(quality_field) if quality_field else None
@@ -255,6 +258,14 @@ def query_command(targets, index, documents, tokens, fraction, output, fmt, with
     for s in result.summary:
         span = f"distance {s['best']:.4f} .. {s['worst']:.4f}" if s["documents"] else "nothing selected"
         click.echo(f"{s['target']}: {s['documents']:,} documents, {s['tokens']:,} tokens, {span}", err=True)
+
+
+def _roots(items) -> list[tuple[str, str]]:
+    pairs = [item.partition("=") for item in items]
+    for item, (old, eq, new) in zip(items, pairs):
+        if not (old and eq and new):
+            raise NagindexError(f"--corpus-root {item}: write OLD=NEW, the corpus's directory when indexed and now")
+    return [(old, new) for old, _, new in pairs]
 
 
 def _weights(items) -> dict[str, float]:

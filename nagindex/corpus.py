@@ -13,19 +13,21 @@ from __future__ import annotations
 import errno
 import glob
 import gzip
+import hashlib
 import io
 import json
 import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator, Sequence
+from typing import IO, Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
+from . import storage
 from .errors import InputError
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".parquet", ".txt")
@@ -360,26 +362,79 @@ def _cannot_read(err: BaseException) -> str:
     return f"cannot read the file: {detail}"
 
 
+def text_hashes(texts: Iterable[str]) -> np.ndarray:
+    """A 64-bit hash of each text (BLAKE2b of its UTF-8), as the index records it.
+
+    It tells whether the record found at an indexed position is still the one
+    that was scored: 8 bytes a document, the same in every process.
+    """
+    return np.fromiter((int.from_bytes(hashlib.blake2b(t.encode("utf-8"), digest_size=8).digest(), "little")
+                        for t in texts), np.uint64)
+
+
+@dataclass(frozen=True)
+class Indexed:
+    """What an index recorded of the records it fetches back, to tell them from changed ones."""
+
+    ids: Sequence[str]            # the indexed ids, in the order the records are asked for
+    hashes: np.ndarray | None     # their text hashes; None for an index that predates them
+    id_field: str = "id"
+
+
+def reroot(path: str | os.PathLike, roots: Sequence[tuple[str | os.PathLike, str | os.PathLike]]) -> Path:
+    """Where an indexed corpus file is now, the corpus having moved from each ``old`` to its ``new``."""
+    path = Path(path)
+    for old, new in roots:
+        try:
+            return Path(new) / path.relative_to(old)
+        except ValueError:
+            continue
+    return path
+
+
+def check_source(path: Path, recorded: dict, *, by_time: bool) -> None:
+    """Refuse a corpus file that is not the one indexed, before reading from it.
+
+    A file that is gone or has another size has changed. ``by_time`` also
+    refuses another modification time: for records that cannot be verified one
+    by one, the time is all there is to go by (a copy that kept its contents
+    but not its time passes where each record's text is checked).
+    """
+    label = _display(path)
+    try:
+        now = storage.info(path)
+    except OSError as err:
+        raise InputError(f"{label}: {_cannot_read(err)}; if the corpus has moved, say where it is now "
+                         "with --corpus-root OLD=NEW") from None
+    if now["size"] != recorded["size"]:
+        raise InputError(f"{label}: {now['size']:,} bytes, {recorded['size']:,} when it was indexed: "
+                         "the file has changed since; build the index again")
+    if by_time and now.get("mtime") != recorded.get("mtime"):
+        raise InputError(f"{label}: modified since it was indexed (the index holds no text hashes to check "
+                         "its records by); build the index again")
+
+
 def fetch_text(path: Path, offset: int, text_field: str = "text") -> str:
     """The text of the record at ``offset`` (a ``Record.offset``) in ``path``."""
-    return _fetch(Path(path), [int(offset)], text_field)[0]
+    return fetch_texts([path], np.zeros(1, np.int64), np.array([offset]), text_field)[0]
 
 
-def fetch_texts(
-    paths: Sequence[Path], file_index: np.ndarray, offset: np.ndarray, text_field: str = "text"
-) -> list[str]:
-    """Texts of many records, in the order given."""
-    return fetch_values(paths, file_index, offset, text_field, check=_is_text)
+def fetch_texts(paths: Sequence[Path], file_index: np.ndarray, offset: np.ndarray, text_field: str = "text", *,
+                indexed: Indexed | None = None) -> list[str]:
+    """Texts of many records, in the order given (see :func:`fetch_values`)."""
+    return fetch_values(paths, file_index, offset, text_field, _is_text, text_field=text_field, indexed=indexed)
 
 
-def fetch_values(
-    paths: Sequence[Path], file_index: np.ndarray, offset: np.ndarray, field: str, check=None
-) -> list:
+def fetch_values(paths: Sequence[Path], file_index: np.ndarray, offset: np.ndarray, field: str, check=None, *,
+                 text_field: str = "text", indexed: Indexed | None = None) -> list:
     """The value of ``field`` in many records, in the order given.
 
     Each file is opened once and read in offset order: a compressed stream can
     only be read forward, so one pass per file is the most it should cost.
     ``check(value)`` names what a valid value is; records failing it are errors.
+    With ``indexed``, every record found must be the one indexed: its id (where
+    it has one) and the hash of its text (``text_field``) must match, or the
+    file has changed and nothing is returned.
     """
     file_index = np.asarray(file_index)
     offset = np.asarray(offset)
@@ -387,40 +442,56 @@ def fetch_values(
         return []
     order = np.lexsort((offset, file_index))
     values: list = [None] * len(offset)
+    fields = tuple(dict.fromkeys((field, text_field, *((indexed.id_field,) if indexed else ()))))
     for group in np.split(order, np.flatnonzero(np.diff(file_index[order])) + 1):
         path = Path(paths[int(file_index[group[0]])])
-        for i, value in zip(group.tolist(), _fetch(path, offset[group].tolist(), field, check)):
+        label, unit = _display(path), {".parquet": "row", ".txt": "offset"}.get(_suffix(path), "byte")
+        at = offset[group].tolist()
+        for i, o, obj in zip(group.tolist(), at, _fetch(path, at, fields, text_field)):
+            value = obj.get(field) if obj is not None else None
+            wanted = check(value) if check else None
+            if wanted:
+                raise InputError(f"{label}, {unit} {o}: no record with a {field!r} {wanted} here; "
+                                 "has the file changed since it was indexed?")
+            if indexed is not None:
+                _verify(obj, indexed, i, text_field, f"{label}, {unit} {o}")
             values[i] = value
     return values
+
+
+def _verify(obj: dict | None, indexed: Indexed, i: int, text_field: str, where: str) -> None:
+    """Refuse a record that is not the one indexed as ``indexed.ids[i]``."""
+    doc_id = indexed.ids[i]
+    text = obj.get(text_field) if obj is not None else None
+    found = obj.get(indexed.id_field) if obj is not None else None
+    if not isinstance(text, str):
+        problem = f"no record with a {text_field!r} text is here now"
+    elif found is not None and str(found) != doc_id:
+        problem = f"the record here now is {str(found)!r}"
+    elif indexed.hashes is not None and text_hashes([text])[0] != indexed.hashes[i]:
+        problem = "its text is not the one indexed"
+    else:
+        return
+    raise InputError(f"{where}: document {doc_id!r} was indexed here, but {problem}: the file has changed since "
+                     "it was indexed; build the index again (or restore the file)")
 
 
 def _is_text(value) -> str | None:
     return None if isinstance(value, str) else "text"
 
 
-def _fetch(path: Path, offsets: list[int], field: str, check=_is_text) -> list:
-    """Values of ``field`` at the ascending ``offsets`` of one file."""
+def _fetch(path: Path, offsets: list[int], fields: tuple[str, ...], text_field: str) -> list[dict | None]:
+    """The records at the ascending ``offsets`` of one file, as their wanted ``fields``; None where none is."""
     kind = _suffix(path)
-    label = _display(path)
     try:
         if kind == ".parquet":
-            values = _parquet_values(path, offsets, field, label)
-        elif kind == ".txt":
+            return _parquet_records(path, offsets, fields, _display(path))
+        if kind == ".txt":
             text = path.read_bytes().decode("utf-8")
-            values = [text if o == 0 else None for o in offsets]
-        else:
-            values = [_json_field(line, field) for line in _lines_at(path, offsets)]
+            return [{text_field: text} if o == 0 else None for o in offsets]
+        return [_json_object(line) for line in _lines_at(path, offsets)]
     except (*_UNREADABLE, UnicodeDecodeError) as err:
-        raise InputError(f"{label}: {_cannot_read(err)}") from err
-    unit = {".parquet": "row", ".txt": "offset"}.get(kind, "byte")
-    for o, value in zip(offsets, values):
-        wanted = check(value) if check else None
-        if wanted:
-            raise InputError(
-                f"{label}, {unit} {o}: no record with a {field!r} {wanted} here; "
-                "has the file changed since it was indexed?"
-            )
-    return values
+        raise InputError(f"{_display(path)}: {_cannot_read(err)}") from err
 
 
 def _lines_at(path: Path, offsets: list[int]) -> list[bytes]:
@@ -448,17 +519,18 @@ def _discard(stream: IO[bytes], count: int) -> None:
         count -= len(chunk)
 
 
-def _json_field(line: bytes, field: str):
+def _json_object(line: bytes) -> dict | None:
     try:
         obj = json.loads(line.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         return None
-    return obj.get(field) if isinstance(obj, dict) else None
+    return obj if isinstance(obj, dict) else None
 
 
-def _parquet_values(path: Path, rows: list[int], field: str, label: str) -> list:
-    """Values of ``field`` at the ascending ``rows``, reading only the row groups that hold them."""
+def _parquet_records(path: Path, rows: list[int], fields: tuple[str, ...], label: str) -> list[dict]:
+    """The ``fields`` (those the file has) at the ascending ``rows``, reading only the row groups that hold them."""
     with pq.ParquetFile(path) as file:
+        columns = [f for f in fields if f in file.schema_arrow.names]
         sizes = [file.metadata.row_group(g).num_rows for g in range(file.num_row_groups)]
         starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
         for row in rows:
@@ -471,11 +543,11 @@ def _parquet_values(path: Path, rows: list[int], field: str, label: str) -> list
             return [None] * len(rows)                       # as a JSON record without the field
         wanted = np.asarray(rows, dtype=np.int64)
         group_of = np.searchsorted(starts, wanted, side="right") - 1
-        values = []
+        records = []
         for group in np.unique(group_of):
-            column = file.read_row_group(int(group), columns=[field]).column(0)
-            values += column.take(wanted[group_of == group] - starts[group]).to_pylist()
-    return values
+            table = file.read_row_group(int(group), columns=columns)
+            records += table.take(wanted[group_of == group] - starts[group]).to_pylist()
+    return records
 
 
 def _open_binary(path: Path) -> IO[bytes]:

@@ -11,6 +11,10 @@ Layout of ``codes.h5`` (all datasets have one row per document, in corpus order)
 ``source_file``     uint32: index into the shard's list of corpus files.
 ``source_offset``   int64: byte offset of the record in its (decompressed)
                     file for JSONL and text, row number for Parquet.
+``text_hash``       uint64: a hash of each document's text
+                    (``nagindex.corpus.text_hashes``), to check that a text
+                    fetched back from the corpus is the one indexed; absent
+                    from stores written before it was recorded.
 ``df/<type>``       int64 ``[L, N]``: in how many documents' NAGs each
                     (layer, neuron) slot is; pool statistics for query-time
                     weightings, computed once when the shard is finished.
@@ -47,6 +51,7 @@ class Rows:
     codes: dict[str, np.ndarray]            # type -> uint16 [n, L, K]
     impacts: dict[str, np.ndarray] = field(default_factory=dict)  # type -> float16
     fields: dict[str, np.ndarray] = field(default_factory=dict)   # name -> float64
+    text_hash: np.ndarray | None = None     # uint64 [n]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -60,6 +65,8 @@ def write_rows(path: str | Path, rows: Rows) -> None:
         _create(f, "tokens", rows.tokens.astype(np.int64))
         _create(f, "source_file", rows.source_file.astype(np.uint32))
         _create(f, "source_offset", rows.source_offset.astype(np.int64))
+        if rows.text_hash is not None:
+            _create(f, "text_hash", rows.text_hash.astype(np.uint64))
         for t, c in rows.codes.items():
             _create(f, f"codes/{t}", c.astype(np.uint16, copy=False))
         for t, v in rows.impacts.items():
@@ -214,6 +221,10 @@ class CodeStore:
 
     def tokens(self) -> np.ndarray:
         return self._f["tokens"][...]
+
+    def text_hashes(self, rows: np.ndarray) -> np.ndarray | None:
+        """The text hashes of ``rows``, or None for a store written before they were recorded."""
+        return take_rows(self._f["text_hash"], rows) if "text_hash" in self._f else None
 
     def sources(self) -> tuple[np.ndarray, np.ndarray]:
         return self._f["source_file"][...], self._f["source_offset"][...]

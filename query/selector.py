@@ -15,12 +15,13 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
 
 from nagindex.cluster import check_engine
-from nagindex.corpus import fetch_texts, fetch_values
+from nagindex.corpus import Indexed, check_source, fetch_texts, fetch_values, reroot
 from nagindex.errors import CodeOutOfRange, IndexStateError, InputError, NagindexError
 from nagindex.index import Index
 from nagindex.settings import ExtractSettings
@@ -49,13 +50,18 @@ class Selector:
     """Scores and selects from one index; loads the backbone only when targets need it."""
 
     def __init__(self, index: Index | str | os.PathLike, *, device: str | None = None, model: str | None = None,
-                 engine: str = "local", ray_address: str | None = None):
+                 engine: str = "local", ray_address: str | None = None,
+                 corpus_root: Sequence[tuple[str | os.PathLike, str | os.PathLike]] = ()):
+        """``corpus_root``: ``(old, new)`` pairs, for a corpus moved from ``old`` to ``new`` since it was
+        indexed; texts are fetched from the new place and checked as from the old."""
         check_engine(engine, ray_address)
         self.index = index if isinstance(index, Index) else Index(index)
         self.device = device
         self.model = model
         self.engine = engine                  # "ray": one Ray task per shard (query.ray_query)
         self.ray_address = ray_address
+        self.corpus_root = [(os.path.abspath(old), os.path.abspath(new)) for old, new in corpus_root]
+        self.notes: list[str] = []            # what fetching texts had to say, for the next Selection
 
     @cached_property
     def extractor(self):
@@ -231,11 +237,12 @@ class Selector:
             d = 1.0 - sims[mine]
             summary.append({"target": name, "documents": int(mine.sum()), "tokens": int(tokens[mine].sum()),
                             "best": float(d.min()) if len(d) else None, "worst": float(d.max()) if len(d) else None})
+        notes += [n for n in self.notes if n not in notes]
         return Selection(pa.table(columns), summary, notes)
 
     def texts(self, rows: np.ndarray) -> list[str]:
         """The texts of global rows, fetched back from the corpus files."""
-        return self._fetch(rows, lambda shard: shard.meta["text_field"], None)
+        return self._fetch(rows, None, None)
 
     def quality(self, field_name: str) -> np.ndarray:
         """A numeric field of every pool record (``--quality-field``), NaN where a record lacks it.
@@ -248,26 +255,37 @@ class Selector:
         values = self.index.kept_field(field_name)
         where = f"kept in {self.index.path}" if values is not None else "in the corpus records"
         if values is None:
-            values = np.array(self._fetch(np.arange(self.index.documents), lambda shard: field_name, _any,
+            values = np.array(self._fetch(np.arange(self.index.documents), field_name, _any,
                                           functools.partial(_quality_value, field_name)), np.float64)
         if not np.isfinite(values).any():
             raise InputError(f"--quality-field {field_name}: no document has a number {where} "
                              f"(fields kept in the index: {', '.join(self.index.kept_fields) or 'none'})")
         return values
 
-    def _fetch(self, rows: np.ndarray, field_of, check, convert=None) -> list:
-        """Values of a field of global ``rows``; ``convert(value, file, offset, id)`` turns each into its use."""
+    def _fetch(self, rows: np.ndarray, field_name: str | None, check, convert=None) -> list:
+        """Texts (or values of ``field_name``) of the corpus records of global ``rows``, each record checked to be
+        the one indexed; ``convert(value, file, offset, id)`` turns each value into its use."""
         rows = np.asarray(rows, dtype=np.int64)
         out: list = [None] * len(rows)
         for shard, mask in self.index.locate(rows):
             local = rows[mask] - shard.offset
             files, offsets = shard.store.sources()
-            if check is None:
-                values = fetch_texts(shard.files, files[local], offsets[local], field_of(shard))
+            indexed = Indexed(shard.store.ids_of(local), shard.store.text_hashes(local), shard.meta["id_field"])
+            paths = [reroot(f["path"], self.corpus_root) for f in shard.meta["files"]]
+            for i in np.unique(files[local]).tolist():
+                check_source(paths[i], shard.meta["files"][i], by_time=indexed.hashes is None)
+            if indexed.hashes is None:
+                note = (f"shard {shard.name} predates text hashes: its texts were checked by file size and time "
+                        "only; build it again to have each text checked")
+                self.notes += [note] if note not in self.notes else []
+            text_field = shard.meta["text_field"]
+            if field_name is None:
+                values = fetch_texts(paths, files[local], offsets[local], text_field, indexed=indexed)
             else:
-                values = fetch_values(shard.files, files[local], offsets[local], field_of(shard), check)
+                values = fetch_values(paths, files[local], offsets[local], field_name, check,
+                                      text_field=text_field, indexed=indexed)
             if convert is not None:
-                values = [convert(v, shard.files[f], o, lambda r=r: shard.store.ids_of(np.array([r]))[0])
+                values = [convert(v, paths[f], o, lambda r=r: shard.store.ids_of(np.array([r]))[0])
                           for v, f, o, r in zip(values, files[local], offsets[local], local)]
             for i, v in zip(np.flatnonzero(mask), values):
                 out[i] = v
