@@ -539,8 +539,6 @@ def _parquet_records(path: Path, rows: list[int], fields: tuple[str, ...], label
                     f"{label}, row {row}: no such row (the file has {starts[-1]}); "
                     "has the file changed since it was indexed?"
                 )
-        if field not in file.schema_arrow.names:
-            return [None] * len(rows)                       # as a JSON record without the field
         wanted = np.asarray(rows, dtype=np.int64)
         group_of = np.searchsorted(starts, wanted, side="right") - 1
         records = []
