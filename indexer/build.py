@@ -22,7 +22,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from nagindex.atomic import atomic_path, write_json
-from nagindex.backbone import load_backbone
+from nagindex.backbone import dtype_name, load_backbone
 from nagindex.cluster import check_engine
 from nagindex.corpus import Record, Skipped, find_files, read_records, text_hashes
 from nagindex.errors import IndexStateError, InputError, NagindexError
@@ -116,7 +116,9 @@ def build(corpus, index_path: str | os.PathLike, options: BuildOptions = BuildOp
             raise InputError(f"--append: {again[0]} is already in {index_path}" + (f" (and {len(again) - 1} more)" if len(again) > 1 else ""))
 
     # With Ray the replicas run the backbone; here it only tells what the index will hold.
-    backbone = load_backbone(options.model, "cpu" if options.engine == "ray" else options.device, options.dtype)
+    # Appending keeps the index's precision unless told otherwise: its codes must stay comparable.
+    dtype = options.dtype or (manifest.get("dtype", "float32") if manifest else None)
+    backbone = load_backbone(options.model, "cpu" if options.engine == "ray" else options.device, dtype)
     extractor = Extractor(backbone, options.settings, options.token_budget)
     header = _header(backbone.identity.as_dict(), extractor, options)
     if manifest:
@@ -164,6 +166,7 @@ def _header(identity: dict, extractor: Extractor, options: BuildOptions) -> dict
     types = extractor.settings.neuron_types
     return {
         "backbone": identity,
+        "dtype": dtype_name(extractor.backbone.dtype),
         "settings": extractor.settings.as_dict(),
         "layers": extractor.num_layers,
         "neurons": dict(extractor.neurons),

@@ -103,6 +103,11 @@ def default_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.bfloat16`` -> ``"bfloat16"``: the name a manifest records and ``--dtype`` takes."""
+    return str(dtype).removeprefix("torch.")
+
+
 def load_backbone(spec: str | None = None, device: str | None = None, dtype: str | torch.dtype | None = None) -> Backbone:
     """Load a backbone from a GGUF file, a local model directory or a hub id.
 

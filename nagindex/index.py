@@ -36,7 +36,7 @@ SHARD_META = "shard.json"
 CODES = "codes.h5"
 VECTORS = "vectors.faiss"
 PARTIAL = ".partial"
-HEADER = ("backbone", "settings", "layers", "neurons", "vectors")
+HEADER = ("backbone", "dtype", "settings", "layers", "neurons", "vectors")
 DEFAULT_NAME = "nagindex.index"
 ENV_VAR = "NAGINDEX_INDEX"
 

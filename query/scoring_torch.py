@@ -9,12 +9,14 @@ Integer tables (the paper's counts) are summed exactly here too, in float32.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from nagindex.errors import CodeOutOfRange
+
+from .scoring import gather_chunks
 
 
 def cuda_available() -> bool:
@@ -26,9 +28,9 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def score_stream_torch(chunks: Iterable[tuple[int, np.ndarray]], n: int, table: np.ndarray, layers,
-                       top_k: int, device: str = "cuda") -> np.ndarray:
-    """``query.scoring.score_stream`` on a torch device; returns float32 ``[n, M]``."""
+def score_chunks_torch(chunks: Iterable[tuple[int, np.ndarray]], table: np.ndarray, layers,
+                       top_k: int, device: str = "cuda") -> Iterator[tuple[int, np.ndarray]]:
+    """``query.scoring.score_chunks`` on a torch device: ``(first_row, float32 sums)`` chunk by chunk."""
     import torch
     import torch.nn.functional as F
 
@@ -37,7 +39,6 @@ def score_stream_torch(chunks: Iterable[tuple[int, np.ndarray]], n: int, table: 
     weights = torch.from_numpy(np.ascontiguousarray(table.reshape(n_sel * neurons, targets))).to(dev)
     layers_t = torch.as_tensor(np.asarray(layers, dtype=np.int64), device=dev)
     offsets = (torch.arange(n_sel, device=dev, dtype=torch.int64) * neurons).view(1, n_sel, 1)
-    out = torch.empty((n, targets), dtype=torch.float32, device=dev)
     it = iter(chunks)
     with torch.inference_mode(), ThreadPoolExecutor(1) as reader:
         pending = reader.submit(next, it, None)
@@ -49,5 +50,11 @@ def score_stream_torch(chunks: Iterable[tuple[int, np.ndarray]], n: int, table: 
             if picked.numel() and int(picked.max()) >= neurons:
                 row = int(torch.nonzero((picked >= neurons).flatten(1).any(1))[0])
                 raise CodeOutOfRange(first + row, int(picked[row].max()), neurons)
-            out[first:first + len(codes)] = F.embedding_bag((picked + offsets).reshape(len(codes), -1), weights, mode="sum")
-    return out.cpu().numpy()
+            sums = F.embedding_bag((picked + offsets).reshape(len(codes), -1), weights, mode="sum")
+            yield first, sums.cpu().numpy()
+
+
+def score_stream_torch(chunks: Iterable[tuple[int, np.ndarray]], n: int, table: np.ndarray, layers,
+                       top_k: int, device: str = "cuda") -> np.ndarray:
+    """``query.scoring.score_stream`` on a torch device; returns float32 ``[n, M]``."""
+    return gather_chunks(score_chunks_torch(chunks, table, layers, top_k, device), n, table.shape[2])

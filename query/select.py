@@ -189,3 +189,65 @@ def _token_prefix(distance: np.ndarray, ids_of: IdsOf, tokens: np.ndarray, limit
         if not fits.all() or guess >= n:
             return rows, int(np.argmin(fits)) if not fits.all() else len(rows)
         guess = min(n, guess * 2)
+
+
+#: Kept candidates of one target below which a stream does not bother pruning.
+PRUNE_FLOOR = 1 << 16
+
+
+class Stream:
+    """One target's selection, gathered while the pool's scores stream by, chunk by chunk.
+
+    The selection is a prefix of the ranking, so a document can be dropped as
+    soon as the documents already kept and better than it (ties included) hold
+    the budget: ``k`` documents, or more tokens than the budget. That distance
+    is the running bound; what is kept is every document at or below it, and
+    :func:`pick` over those is :func:`pick` over the whole pool, ties by id,
+    the "covers the whole pool" flag and the lone first document included.
+    Memory grows with the selection (at most about twice it, plus a chunk),
+    not with the pool.
+
+    ``tokens`` are the pool's token counts (every row); ``floor`` is how many
+    candidates are kept before the first pruning.
+    """
+
+    def __init__(self, budget: Budget, tokens: np.ndarray, floor: int = PRUNE_FLOOR):
+        self.budget, self.tokens = budget, tokens
+        n = len(tokens)
+        self.whole = budget.documents >= n if budget.documents is not None else budget.tokens >= int(tokens.sum())
+        self.rows: list[np.ndarray] = []
+        self.similarity: list[np.ndarray] = []
+        self.kept = 0
+        self.bound = np.inf
+        self.prune_at = max(floor, 2 * (budget.documents or 0))
+
+    def add(self, first_row: int, similarity: np.ndarray) -> None:
+        """The float64 similarities of rows ``first_row ..`` (distance is ``1 - similarity``)."""
+        keep = np.flatnonzero(1.0 - similarity <= self.bound)
+        self.rows.append(keep + first_row)
+        self.similarity.append(similarity[keep])
+        self.kept += len(keep)
+        if self.kept > self.prune_at and not self.whole:
+            self._prune()
+
+    def _prune(self) -> None:
+        rows, sims = np.concatenate(self.rows), np.concatenate(self.similarity)
+        distance = 1.0 - sims
+        if self.budget.documents is not None:
+            self.bound = float(np.partition(distance, self.budget.documents - 1)[self.budget.documents - 1])
+        else:
+            order = np.argsort(distance, kind="stable")
+            past = np.flatnonzero(np.cumsum(self.tokens[rows[order]]) > self.budget.tokens)
+            if len(past):
+                self.bound = float(distance[order[past[0]]])
+        keep = distance <= self.bound
+        self.rows, self.similarity = [rows[keep]], [sims[keep]]
+        self.kept = int(keep.sum())
+        self.prune_at = max(self.prune_at, 2 * self.kept)
+
+    def pick(self, ids_of: IdsOf) -> tuple[Pick, np.ndarray]:
+        """The selection and the similarities of its rows."""
+        rows = np.concatenate(self.rows) if self.rows else np.zeros(0, np.int64)
+        sims = np.concatenate(self.similarity) if self.similarity else np.zeros(0)
+        local = pick(1.0 - sims, lambda r: ids_of(rows[r]), self.tokens[rows], self.budget)
+        return Pick(rows[local.rows], local.distance, self.whole), sims[local.rows]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -29,9 +30,9 @@ from nagindex.settings import ExtractSettings
 from .approx import DEFAULT_OVERSAMPLE, ApproxSearch, resolve
 from .budget import Budget
 from .profile import Profiles, ScoreSpec, build_profiles
-from .scoring import score_stream
-from .scoring_torch import cuda_available, score_stream_torch
-from .select import Pick, pick, pick_each
+from .scoring import gather_chunks, score_chunks
+from .scoring_torch import cuda_available, score_chunks_torch
+from .select import Pick, Stream, pick, pick_each
 from .targets import Targets, cache_key, cached_codes
 
 SEARCHES = ("auto", "exact", "approx")
@@ -78,7 +79,7 @@ class Selector:
             raise IndexStateError(
                 f"{self.index.path} was built with backbone {recorded['name']}, whose weights are no longer at "
                 f"{recorded['path']}; pass --model PATH to where they are now (they are checked by their hash)")
-        backbone = load_backbone(where, self.device)
+        backbone = load_backbone(where, self.device, self.dtype)
         if backbone.identity.sha256 != recorded["sha256"]:
             raise IndexStateError(
                 f"{self.index.path} was built with backbone {recorded['name']} (sha256 {recorded['sha256'][:12]}…); "
@@ -86,11 +87,16 @@ class Selector:
                 "query an index with the backbone that built it")
         return Extractor(backbone, ExtractSettings.from_dict(self.index.settings))
 
+    @property
+    def dtype(self) -> str:
+        """The precision the pool's NAGs were computed in; indexes that do not record it were float32."""
+        return self.index.manifest.get("dtype", "float32")
+
     # -- NAGs and profiles --------------------------------------------------
 
     def target_codes(self, texts: list[str]) -> dict[str, np.ndarray]:
         """Codes of target texts per neuron type, cached across queries."""
-        key = cache_key(self.index.backbone, self.index.settings, texts)
+        key = cache_key(self.index.backbone, {**self.index.settings, "dtype": self.dtype}, texts)
         return cached_codes(key, self.index.neuron_types, lambda: self.extractor.extract(texts).codes)
 
     def profiles(self, targets: Targets, spec: ScoreSpec = ScoreSpec()) -> Profiles:
@@ -115,18 +121,23 @@ class Selector:
     def similarities(self, profiles: Profiles, neuron_type: str = "fwd_up") -> np.ndarray:
         """Exact similarity of every pool document to every target: ``[n, M]`` float64.
 
-        On a machine with CUDA (and ``device`` not ``cpu``) the sums run on the GPU.
+        For analyses that need every score; a selection keeps only what it can
+        select (:meth:`select`). On a machine with CUDA (and ``device`` not
+        ``cpu``) the sums run on the GPU.
         """
+        sums = gather_chunks(self._scored(profiles, neuron_type), self.index.documents, len(profiles.names))
+        return profiles.similarity(sums)
+
+    def _scored(self, profiles: Profiles, neuron_type: str) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first_row, float32 raw sums [rows, M])`` over the whole pool, chunk by chunk."""
         self._check_type(neuron_type)
-        scan = score_stream
+        scan = score_chunks
         if self.device != "cpu" and cuda_available():
-            scan = functools.partial(score_stream_torch, device=self.device if self.device not in (None, "auto") else "cuda")
+            scan = functools.partial(score_chunks_torch, device=self.device if self.device not in (None, "auto") else "cuda")
         try:
-            sums = scan(self.index.iter_codes(neuron_type), self.index.documents,
-                        profiles.table, profiles.layers, profiles.top_k)
+            yield from scan(self.index.iter_codes(neuron_type), profiles.table, profiles.layers, profiles.top_k)
         except CodeOutOfRange as e:
             raise self.index.damaged_code(e, neuron_type) from None
-        return profiles.similarity(sums)
 
     def score_texts(self, texts: list[str], profiles: Profiles, neuron_type: str = "fwd_up") -> np.ndarray:
         """Similarity of arbitrary texts (not in the pool) to each target: ``[len(texts), M]``."""
@@ -189,7 +200,12 @@ class Selector:
         elif resolve(search, self.index, budgets, spec.neuron_type, quality is not None, oversample) == "approx":
             picks, similarity, depths, scored = self.approx.select(profiles, budgets, oversample, nprobe, dedup)
             notes.append(f"approximate search: {scored:,} FAISS candidates re-scored exactly (--search exact scans all)")
+        elif quality is None and not dedup:
+            picks, similarity = self._stream_select(profiles, spec.neuron_type, budgets)
+            depths = [len(p.rows) for p in picks]
         else:
+            # The quality mixture normalises over the whole pool, and --dedup may read a
+            # ranking past its budget: both keep every score.
             sims = self.similarities(profiles, spec.neuron_type)
             ranking = 1.0 - sims
             if quality is not None:
@@ -207,6 +223,16 @@ class Selector:
             notes.append(f"--dedup passed over {passed:,} documents that an earlier target had taken; "
                          "each target took the next best of its own ranking instead")
         return self._assemble(names, picks, similarity, budget, with_text, notes, extra)
+
+    def _stream_select(self, profiles: Profiles, neuron_type: str, budgets: list[Budget]) -> tuple[list[Pick], list[np.ndarray]]:
+        """The exact selection in one pass over the pool, keeping per target only what it can still select."""
+        streams = [Stream(b, self.index.tokens) for b in budgets]
+        for first_row, sums in self._scored(profiles, neuron_type):
+            sims = profiles.similarity(sums)
+            for m, stream in enumerate(streams):
+                stream.add(first_row, sims[:, m])
+        picked = [stream.pick(self.index.ids_of) for stream in streams]
+        return [p for p, _ in picked], [s for _, s in picked]
 
     def _assemble(self, names: list[str], picks: list[Pick], similarity: list[np.ndarray],
                   budget: Budget, with_text: bool, notes: list[str], extra: dict[str, list[np.ndarray]]) -> Selection:
