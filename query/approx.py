@@ -26,14 +26,14 @@ from functools import cached_property
 import faiss
 import numpy as np
 
-from nagindex.errors import CodeOutOfRange, NagindexError
+from nagindex.errors import NagindexError
 from nagindex.faiss_index import MAX_K, ivf_of, set_nprobe, to_gpus
 from nagindex.index import VECTORS, Index, Shard
 from nagindex.sketch import Sketch, SlotMap
 
 from .budget import Budget
 from .profile import Profiles
-from .scoring import score_codes
+from .scoring import damage_reported, score_codes
 from .select import Pick, pick_each, ranking_of
 
 DEFAULT_OVERSAMPLE = 10
@@ -143,10 +143,8 @@ class ApproxSearch:
         while True:
             rows = self.candidates(profiles, [oversample * p for p in planned], nprobe)
             codes = self.index.codes_of(self.neuron_type, rows)
-            try:
+            with damage_reported(lambda e: self.index.damaged_code(e, self.neuron_type, rows)):
                 sims = profiles.similarity(score_codes(codes, profiles.table, profiles.layers, profiles.top_k))
-            except CodeOutOfRange as e:
-                raise self.index.damaged_code(e, self.neuron_type, rows) from None
             tokens = self.index.tokens[rows]
             rankings = [ranking_of(rows, 1.0 - sims[:, m], self.index.ids_of, tokens) for m in range(len(budgets))]
             picks, depths = pick_each(rankings, budgets, self.index.tokens.__getitem__, dedup)

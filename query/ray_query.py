@@ -19,13 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from nagindex.cluster import connect, worker_errors
-from nagindex.errors import CodeOutOfRange
 from nagindex.index import CODES, Index
 from nagindex.store import CodeStore
 
 from .budget import Budget
 from .profile import Profiles
-from .scoring import score_stream
+from .scoring import damage_reported, score_stream
 from .select import Pick, Summary, pick_each, ranking_of, reach, summarize
 
 
@@ -66,11 +65,9 @@ def fan_out(index: Index, profiles: Profiles, neuron_type: str, budgets: list[Bu
 def _score_shard(path: str, profiles: Profiles, neuron_type: str) -> tuple[list[Summary], np.ndarray]:
     """Per target, the summary of the shard's distances; and its similarities ``[n, M]``, kept for ``_within``."""
     with CodeStore(Path(path) / CODES) as store:
-        try:
+        with damage_reported(lambda e: store.damaged_code(e, neuron_type, e.row)):
             sums = score_stream(store.iter_codes(neuron_type), store.rows, profiles.table, profiles.layers,
                                 profiles.top_k)
-        except CodeOutOfRange as e:
-            raise store.damaged_code(e, neuron_type, e.row) from None
         sims = profiles.similarity(sums)
         tokens = store.tokens()
     return [summarize(1.0 - sims[:, m], tokens) for m in range(sims.shape[1])], sims

@@ -23,9 +23,11 @@ agree with :func:`numpy_gather` to float32 rounding.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numba
 import numpy as np
@@ -35,6 +37,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from nagindex.errors import CodeOutOfRange
+
+T = TypeVar("T")
+_END = object()  # what ``next`` returns once the chunks are done
 
 LANES = 8        # float32 lanes of one AVX2 vector: targets that share one add
 BLOCK_DOCS = 64  # documents checked, then scored, while their codes are in cache
@@ -257,6 +262,27 @@ def score_codes(codes: np.ndarray, table: np.ndarray, layers, top_k: int) -> np.
     return out
 
 
+def prefetched(chunks: Iterable[T]) -> Iterator[T]:
+    """The items of ``chunks``, each next one read in a background thread while the caller works
+    on the current one: reading and scoring overlap, and only two chunks are held at a time."""
+    it = iter(chunks)
+    with ThreadPoolExecutor(1) as reader:
+        pending = reader.submit(next, it, _END)
+        while (item := pending.result()) is not _END:
+            pending = reader.submit(next, it, _END)
+            yield item
+
+
+@contextlib.contextmanager
+def damage_reported(report: Callable[[CodeOutOfRange], Exception]) -> Iterator[None]:
+    """Turn a code the kernels found out of range into ``report(error)``: the user's message,
+    naming the file and document, instead of a kernel's traceback."""
+    try:
+        yield
+    except CodeOutOfRange as e:
+        raise report(e) from None
+
+
 def score_chunks(chunks: Iterable[tuple[int, np.ndarray]], table: np.ndarray, layers,
                  top_k: int) -> Iterator[tuple[int, np.ndarray]]:
     """Score a stream of ``(first_row, codes)`` chunks, contiguous and in order, chunk by chunk.
@@ -278,24 +304,19 @@ def score_chunks(chunks: Iterable[tuple[int, np.ndarray]], table: np.ndarray, la
 
 
 def _scored(plan: _Plan, chunks: Iterable[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray]]:
-    it = iter(chunks)
     expected = 0
     threads = numba.get_num_threads()
     numba.set_num_threads(max(1, threads - 1))
     try:
-        with ThreadPoolExecutor(1) as reader:
-            pending = reader.submit(next, it, None)
-            while (item := pending.result()) is not None:
-                pending = reader.submit(next, it, None)
-                first_row, codes = item
-                if first_row != expected:
-                    raise ValueError(f"chunk starts at row {first_row}, expected {expected}: "
-                                     "chunks must be contiguous and in order")
-                plan.check(codes)
-                out = np.empty((len(codes), plan.targets), np.float32)
-                plan.score_into(codes, out, first_row)
-                expected = first_row + len(codes)
-                yield first_row, out
+        for first_row, codes in prefetched(chunks):
+            if first_row != expected:
+                raise ValueError(f"chunk starts at row {first_row}, expected {expected}: "
+                                 "chunks must be contiguous and in order")
+            plan.check(codes)
+            out = np.empty((len(codes), plan.targets), np.float32)
+            plan.score_into(codes, out, first_row)
+            expected = first_row + len(codes)
+            yield first_row, out
     finally:
         numba.set_num_threads(threads)
 

@@ -3,20 +3,19 @@
 On a GPU the table lookup is an ``embedding_bag`` in sum mode: each document is
 a bag of its ``L_sel x K'`` slot ids, each slot a row of M target weights. The
 codes still stream from disk in chunks, read in a background thread while the
-device scores the previous chunk, so the scan runs at the speed of reading.
+device scores the previous chunk (``query.scoring.prefetched``), so the scan runs at the speed of reading.
 Integer tables (the paper's counts) are summed exactly here too, in float32.
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from nagindex.errors import CodeOutOfRange
 
-from .scoring import gather_chunks
+from .scoring import gather_chunks, prefetched
 
 
 def cuda_available() -> bool:
@@ -39,12 +38,8 @@ def score_chunks_torch(chunks: Iterable[tuple[int, np.ndarray]], table: np.ndarr
     weights = torch.from_numpy(np.ascontiguousarray(table.reshape(n_sel * neurons, targets))).to(dev)
     layers_t = torch.as_tensor(np.asarray(layers, dtype=np.int64), device=dev)
     offsets = (torch.arange(n_sel, device=dev, dtype=torch.int64) * neurons).view(1, n_sel, 1)
-    it = iter(chunks)
-    with torch.inference_mode(), ThreadPoolExecutor(1) as reader:
-        pending = reader.submit(next, it, None)
-        while (item := pending.result()) is not None:
-            pending = reader.submit(next, it, None)
-            first, codes = item
+    with torch.inference_mode():
+        for first, codes in prefetched(chunks):
             c = torch.from_numpy(codes.astype(np.int32, copy=False)).to(dev, non_blocking=True)
             picked = c.index_select(1, layers_t)[:, :, :top_k].long()
             if picked.numel() and int(picked.max()) >= neurons:

@@ -23,14 +23,14 @@ import pyarrow as pa
 
 from nagindex.cluster import check_engine
 from nagindex.corpus import Indexed, check_source, fetch_texts, fetch_values, reroot
-from nagindex.errors import CodeOutOfRange, IndexStateError, InputError, NagindexError
+from nagindex.errors import IndexStateError, InputError, NagindexError
 from nagindex.index import Index
 from nagindex.settings import ExtractSettings
 
 from .approx import DEFAULT_OVERSAMPLE, ApproxSearch, resolve
 from .budget import Budget
 from .profile import Profiles, ScoreSpec, build_profiles
-from .scoring import gather_chunks, score_chunks
+from .scoring import damage_reported, gather_chunks, score_chunks
 from .scoring_torch import cuda_available, score_chunks_torch
 from .select import Pick, Stream, pick, pick_each
 from .targets import Targets, cache_key, cached_codes
@@ -134,10 +134,8 @@ class Selector:
         scan = score_chunks
         if self.device != "cpu" and cuda_available():
             scan = functools.partial(score_chunks_torch, device=self.device if self.device not in (None, "auto") else "cuda")
-        try:
+        with damage_reported(lambda e: self.index.damaged_code(e, neuron_type)):
             yield from scan(self.index.iter_codes(neuron_type), profiles.table, profiles.layers, profiles.top_k)
-        except CodeOutOfRange as e:
-            raise self.index.damaged_code(e, neuron_type) from None
 
     def score_texts(self, texts: list[str], profiles: Profiles, neuron_type: str = "fwd_up") -> np.ndarray:
         """Similarity of arbitrary texts (not in the pool) to each target: ``[len(texts), M]``."""

@@ -7,6 +7,7 @@ import torch
 
 from nagindex.analyses.ablate import ablate, channels, format_table, lm_loss, nag_neurons, random_neurons, split_targets, zeroed
 from nagindex.backbone import load_backbone
+from nagindex.errors import NagindexError
 from nagindex.extract import Extractor
 from nagindex.neurons import NEURON_TYPES
 from nagindex.settings import ExtractSettings
@@ -73,7 +74,7 @@ def test_neuron_choice_and_split():
     assert all(len(rand[k]) == 2 and not set(rand[k]) & set(chosen[k]) for k in chosen)
     profile, held = split_targets(Targets(list("abcde"), ["x", "y", "x", "x", "y"]))
     assert (profile.texts, held.texts) == (["a", "b", "d"], ["c", "e"])
-    with pytest.raises(Exception, match="at least 2"):
+    with pytest.raises(NagindexError, match="at least 2"):
         split_targets(Targets(["a"], ["x"]))
 
 

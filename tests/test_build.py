@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from helpers import build, run, snapshot
+from nagindex.errors import IndexStateError
 from nagindex.index import Index
 
 
@@ -111,7 +112,7 @@ def test_interrupted_build_resumes_to_the_same_index(tiny_model, tmp_path):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the build finished before it could be killed"
     assert not (killed / "manifest.json").exists()
-    with pytest.raises(Exception, match="unfinished"):
+    with pytest.raises(IndexStateError, match="unfinished"):
         Index(killed)
     result = build(tiny_model, corpus, killed, "--window", "4")
     assert "resumed" in result.output

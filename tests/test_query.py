@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from helpers import query, rows, run
+from nagindex.errors import NagindexError
 from nagindex.index import Index
 from query import Budget, ScoreSpec, Selector, read_targets
 from query.budget import parse_size
@@ -173,10 +174,40 @@ def test_a_structured_quality_value_names_its_file_and_document(tiny_model, tmp_
     assert f"{corpus}, byte {second} (document 'b'): --quality-field 'quality' is dict" in result.output
 
 
+def variant_distances(demo_index: Path, target_texts: list[str], power: float = 1.0, idf: bool = False) -> np.ndarray:
+    """The weight variants written out directly: per layer f ** p (over the pool share of each slot
+    with idf, smoothed by one), renormalised; the distance is one less the mean over layers."""
+    sel = Selector(demo_index)
+    t = sel.target_codes(target_texts)["fwd_up"]
+    idx = sel.index
+    d = np.concatenate([c for _, c in idx.iter_codes("fwd_up")])
+    neurons, out = idx.neurons["fwd_up"], np.zeros(len(d))
+    for layer in range(idx.num_layers):
+        w = (np.bincount(t[:, layer].ravel(), minlength=neurons) / (len(t) * idx.top_k)) ** power
+        if idf:
+            w = w / ((np.bincount(d[:, layer].ravel(), minlength=neurons) + 1) / (len(d) + 1))
+        out += (w / w.sum())[d[:, layer]].sum(axis=1)
+    return 1 - out / idx.num_layers
+
+
 def test_variants_at_query_time(demo_index, demo_corpus):
-    for args in (["--layers", "last"], ["--layers", "0-1"], ["--top-k", "5"], ["--power", "2"], ["--weighting", "idf"]):
+    for args in (["--layers", "last"], ["--layers", "0-1"], ["--top-k", "5"]):
         out = rows(query(demo_index, demo_corpus / "targets.jsonl", "-k", "10", *args).output)
         assert len(out) == 10, args
+    targets = read_targets(demo_corpus / "targets.jsonl")
+    ids = Selector(demo_index).index.ids
+    for args, power, idf in ((["--power", "2"], 2.0, False), (["--weighting", "idf"], 1.0, True),
+                             (["--power", "0.5", "--weighting", "idf"], 0.5, True)):
+        out = rows(query(demo_index, demo_corpus / "targets.jsonl", "-k", "20", *args).output)
+        for name, rows_of in targets.groups().items():
+            want = variant_distances(demo_index, [targets.texts[i] for i in rows_of], power, idf)
+            mine = [r for r in out if r["target"] == name]
+            best = sorted(range(len(want)), key=lambda r: (want[r], ids[r]))[:10]
+            np.testing.assert_allclose([r["distance"] for r in mine], want[best], atol=1e-6, err_msg=str(args))
+            position = {doc: r for r, doc in enumerate(ids)}
+            np.testing.assert_allclose([want[position[r["id"]]] for r in mine], [r["distance"] for r in mine], atol=1e-6)
+        plain = rows(query(demo_index, demo_corpus / "targets.jsonl", "-k", "20").output)
+        assert [r["id"] for r in out] != [r["id"] for r in plain], args                  # the variant changes the ranking
     assert "K = 20" in query(demo_index, demo_corpus / "targets.jsonl", "-k", "10", "--top-k", "30", ok=False).output
     assert "holds only" in query(demo_index, demo_corpus / "targets.jsonl", "-k", "10", "--neuron-type", "att_q", ok=False).output
 
@@ -237,13 +268,13 @@ def test_a_damaged_code_names_its_file_and_document(own_index, demo_corpus, tmp_
 def test_sizes_and_layers_parse():
     assert parse_size("1M") == 10**6 and parse_size("500K") == 500_000 and parse_size("2B") == 2 * 10**9
     assert parse_size("1.5k") == 1500
-    with pytest.raises(Exception):
+    with pytest.raises(NagindexError, match="'lots': write a number"):
         parse_size("lots")
     assert parse_layers("last", 30) == (29,) and parse_layers("0-2,29", 30) == (0, 1, 2, 29)
     assert parse_layers("-1", 30) == (29,)
-    with pytest.raises(Exception):
+    with pytest.raises(NagindexError, match="layers run from 0 to 29"):
         parse_layers("31", 30)
-    with pytest.raises(Exception):
+    with pytest.raises(NagindexError, match="give exactly one budget"):
         Budget(documents=5, tokens=5)
 
 
