@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from nagindex.backbone import load_backbone
+from nagindex.errors import NagindexError
 from nagindex.extract import ExtractSettings, Extractor
 from nagindex.neurons import NEURON_TYPES
 
@@ -74,7 +75,7 @@ def test_batches_respect_the_token_budget(tiny):
 
 
 def test_top_k_larger_than_a_layer_is_refused(tiny):
-    with pytest.raises(ValueError, match="exceeds"):
+    with pytest.raises(NagindexError, match=r"--top-k 97: fwd_up has 96 neurons per layer"):
         Extractor(tiny, ExtractSettings(top_k=97))
 
 
