@@ -217,8 +217,8 @@ def _prepare(work: Path, plan: dict) -> None:
 def _extract_windows(records: Iterator[Record], work: Path, extractor: Extractor, options: BuildOptions) -> int:
     """Write every missing part; return how many documents were already done."""
     with PartWriter(work, options.progress, extractor.settings.max_length) as parts:
-        for k, window in pending_windows(records, work, options.window):
-            nags = extractor.extract([r.text for r in window])
+        windows = pending_windows(records, work, options.window)
+        for (k, window), nags in extractor.extract_stream(windows, lambda kw: [r.text for r in kw[1]]):
             parts.write(k, Rows(
                 ids=[r.id for r in window],
                 tokens=nags.tokens,

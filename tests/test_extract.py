@@ -82,7 +82,7 @@ def test_top_k_larger_than_a_layer_is_refused(tiny):
 @pytest.mark.backbone
 def test_parity_with_reference_features(parity_dir):
     """The paper's own code's features: every fwd_up layer set, >= 99% of the others."""
-    extractor = Extractor(load_backbone(), ExtractSettings(NEURON_TYPES))
+    extractor = Extractor(load_backbone(dtype="float32"), ExtractSettings(NEURON_TYPES))
     for name in ("pool", "target"):
         docs = pq.read_table(parity_dir / f"{name}.parquet").to_pylist()
         ref = {}
@@ -98,3 +98,23 @@ def test_parity_with_reference_features(parity_dir):
                 np.testing.assert_array_equal(nags.codes[t], expected)
             else:
                 assert same_set.mean() >= 0.99, f"{name} {t}: {same_set.mean():.3%} of layer sets match"
+
+
+def test_packed_rows_give_the_padded_nags(tiny):
+    """Texts packed without padding (positions restarting per text) see only themselves."""
+    settings = ExtractSettings(NEURON_TYPES, top_k=5)
+    texts = TEXTS + ["", "cell"]
+    padded = Extractor(tiny, settings, token_budget=64, packing=False).extract(texts)
+    packed = Extractor(tiny, settings, token_budget=1024, packing=True).extract(texts)
+    for t in NEURON_TYPES:
+        np.testing.assert_array_equal(packed.codes[t][:-2], padded.codes[t][:-2])
+        np.testing.assert_allclose(packed.impacts[t], padded.impacts[t], rtol=1e-5, atol=1e-6)
+
+
+def test_a_stream_of_windows_comes_back_in_order(tiny):
+    ex = Extractor(tiny, ExtractSettings(("fwd_up",)))
+    windows = [TEXTS[:2], TEXTS[2:], [TEXTS[0]]]
+    out = list(ex.extract_stream(iter(windows), lambda w: w))
+    assert [w for w, _ in out] == windows
+    for window, nags in out:
+        np.testing.assert_array_equal(nags.codes["fwd_up"], ex.extract(window).codes["fwd_up"])

@@ -77,17 +77,17 @@ def test_a_worker_resumes_its_own_part(tiny_model, demo, tmp_path, monkeypatch):
     clean, index = tmp_path / "clean", tmp_path / "i"
     build_shards(tiny_model, demo / "corpus", clean, 2, "--window", "4")
     run("merge", clean)
-    extract = Extractor.extract
+    extract = Extractor.run
     calls = itertools.count()
 
-    def crash_after_three_windows(self, texts):
+    def crash_after_three_windows(self, plan):
         if next(calls) == 3:
             raise RuntimeError("killed")
-        return extract(self, texts)
+        return extract(self, plan)
 
-    monkeypatch.setattr(Extractor, "extract", crash_after_three_windows)
+    monkeypatch.setattr(Extractor, "run", crash_after_three_windows)
     assert build(tiny_model, demo / "corpus", index, "--shard", "1/2", "--window", "4", ok=False).exit_code != 0
-    monkeypatch.setattr(Extractor, "extract", extract)
+    monkeypatch.setattr(Extractor, "run", extract)
     assert len(list(index.glob("shards/00001-of-00002.partial/part-*.h5"))) == 3
     build(tiny_model, demo / "corpus", index, "--shard", "0/2", "--window", "4")
     result = run("merge", index, ok=False)

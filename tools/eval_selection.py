@@ -19,7 +19,7 @@ carry its label, averaged over the targets. The methods:
 
 All methods read the same texts truncated to the index's ``max_length`` tokens.
 
-Usage: ``python -m tools.eval_selection DATA_DIR [--index DIR] [--model M] [-k 10,50,100,200]``
+Usage: ``python -m tools.eval_selection DATA_DIR [--index DIR] [--model M] [--dtype D] [--nag-only] [-k 10,50,100,200]``
 
 ``DATA_DIR`` holds ``corpus/`` and ``targets.jsonl``, as ``tools/labelled_corpus.py``
 writes them; the index (default ``DATA_DIR/nag.index``) is built on first use and
@@ -51,8 +51,8 @@ Scorer = Callable[["Task"], np.ndarray]   # -> [pool, M], higher is better
 class Task:
     """A labelled pool, its index and its targets, with the texts every baseline reads."""
 
-    def __init__(self, data: Path, index: Path, model: str | None):
-        build(data / "corpus", index, BuildOptions(model=model, progress=False))
+    def __init__(self, data: Path, index: Path, model: str | None, dtype: str | None = None):
+        build(data / "corpus", index, BuildOptions(model=model, dtype=dtype, progress=False))
         self.selector = Selector(index, model=model)
         self.targets: Targets = read_targets(data / "targets.jsonl", target_field="target")
         records = read_records(find_files(data / "corpus"), "text", "id", extra_fields=("label",))
@@ -158,13 +158,15 @@ def precision(task: Task, scores: np.ndarray, ks: list[int]) -> list[float]:
     return (out / len(task.wanted)).tolist()
 
 
-def evaluate(data: Path, index: Path, model: str | None, ks: list[int]) -> dict[str, list[float]]:
-    """Method -> precision at each k."""
-    task = Task(data, index, model)
+def evaluate(data: Path, index: Path, model: str | None, ks: list[int], dtype: str | None = None,
+             methods: list[str] | None = None) -> dict[str, list[float]]:
+    """Method -> precision at each k; ``methods`` limits the scored methods (default: all)."""
+    task = Task(data, index, model, dtype)
     share = np.mean([np.mean(task.labels == label) for label in task.wanted])
     table = {"random (expected)": [float(share)] * len(ks)}
     for name, scorer in METHODS.items():
-        table[name] = precision(task, scorer(task), ks)
+        if methods is None or name in methods:
+            table[name] = precision(task, scorer(task), ks)
     return table
 
 
@@ -181,9 +183,12 @@ def main(argv=None) -> None:
     ap.add_argument("--index", type=Path, default=None, help="index directory [default: DATA/nag.index]")
     ap.add_argument("--model", default=None, help="backbone [default: the default backbone]")
     ap.add_argument("-k", default="10,50,100,200", help="budgets, documents per target, comma separated")
+    ap.add_argument("--dtype", default=None, help="precision of the index built on first use [default: the build's]")
+    ap.add_argument("--nag-only", action="store_true", help="score the NAG methods only, not the baselines")
     args = ap.parse_args(argv)
     ks = [int(k) for k in args.k.split(",")]
-    table = evaluate(args.data, args.index or args.data / "nag.index", args.model, ks)
+    methods = [m for m in METHODS if m.startswith("NAG")] if args.nag_only else None
+    table = evaluate(args.data, args.index or args.data / "nag.index", args.model, ks, args.dtype, methods)
     print(format_table(table, ks))
 
 
