@@ -28,7 +28,7 @@ import torch
 from filelock import FileLock
 
 from .atomic import atomic_path, write_json
-from .errors import NagindexError
+from .errors import IndexStateError, NagindexError
 from .neurons import Layout, layout_for
 from .settings import cache_dir
 
@@ -136,6 +136,27 @@ def load_backbone(spec: str | None = None, device: str | None = None, dtype: str
                             str(Path(spec).resolve()) if local else None)
     model.to(dev).eval()
     return Backbone(model, tokenizer, identity, layout_for(model.config), dev, dt)
+
+
+def load_recorded(recorded: dict, model: str | None = None, device: str | None = None, dtype: str | None = None, *,
+                  what: str = "the index") -> Backbone:
+    """The backbone an index (or profiles made from one) recorded, checked by the hash of its weights.
+
+    ``model`` says where the weights are now if they moved; ``what`` names the
+    holder of ``recorded`` in the error a different backbone gets.
+    """
+    where = model or recorded.get("path") or recorded["name"]
+    if model is None and recorded.get("path") and not Path(recorded["path"]).exists():
+        raise IndexStateError(
+            f"{what} was built with backbone {recorded['name']}, whose weights are no longer at "
+            f"{recorded['path']}; pass --model PATH to where they are now (they are checked by their hash)")
+    backbone = load_backbone(where, device, dtype)
+    if backbone.identity.sha256 != recorded["sha256"]:
+        raise IndexStateError(
+            f"{what} was built with backbone {recorded['name']} (sha256 {recorded['sha256'][:12]}…); "
+            f"{where} has sha256 {backbone.identity.sha256[:12]}…; "
+            "query an index with the backbone that built it")
+    return backbone
 
 
 def _load_dir(directory: Path, dtype: torch.dtype):

@@ -199,13 +199,22 @@ def build_command(corpus, index, model, neuron_types, top_k, max_length, text_fi
 @cloup.option_group(
     "Index and output",
     click.option("-i", "--index", type=click.Path(path_type=Path), default=None, help=INDEX_HELP),
-    click.option("-o", "--output", default=None, help="Output file (.jsonl or .parquet) [default: JSONL to stdout]."),
-    click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default=None,
-                 help="Output format [default: from the file name]."),
+    click.option("-o", "--output", default=None,
+                 help="FILE.jsonl, .jsonl.gz, .jsonl.zst or .parquet, or DIR/ for a directory of shards with a "
+                      "manifest; a local path or an fsspec URL (s3://…) [default: JSON lines to stdout]."),
+    click.option("--format", "fmt", type=click.Choice(["jsonl", "jsonl.gz", "jsonl.zst", "parquet"]), default=None,
+                 help="Format of a directory's shards [default: parquet]; a file's name says its own."),
+    click.option("--shard-size", default=None, metavar="SIZE",
+                 help="Size of each shard of -o DIR/ on disk, e.g. 500MB, 2GB [default: 500MB]."),
+    click.option("--shuffle", is_flag=True, help="Write the rows in a random order (--seed), as training reads them."),
+    click.option("--seed", default=0, show_default=True, help="Seed of --shuffle."),
     click.option("--with-text", is_flag=True, help="Include each document's text, fetched back from the corpus files."),
     click.option("--corpus-root", "corpus_roots", multiple=True, metavar="OLD=NEW",
                  help="The corpus indexed under OLD is now under NEW (repeatable); texts read from there are "
                       "checked as from the old place."),
+    click.option("--with-fields", default=None, metavar="A,B|all",
+                 help="Include these corpus fields (url, date, …; all: every field but text and id), fetched back "
+                      "from the corpus files."),
 )
 @cloup.option_group("Scoring", *_scoring())
 @cloup.option_group(
@@ -227,21 +236,26 @@ def build_command(corpus, index, model, neuron_types, top_k, max_length, text_fi
     *_engine("one Ray task per shard, merged exactly (the index must be on a file system all workers see)"),
 )
 @cloup.option_group("Targets", *_TARGETS)
-def query_command(targets, index, documents, tokens, fraction, output, fmt, with_text, corpus_roots, dedup, weights,
-                  search, oversample, nprobe, layers, top_k, neuron_type, power, weighting, quality_field,
-                  invert_quality, text_field, target_field, device, model, engine, ray_address):
+def query_command(targets, index, documents, tokens, fraction, output, fmt, shard_size, shuffle, seed, with_text,
+                  with_fields, corpus_roots, dedup, weights, search, oversample, nprobe, layers, top_k, neuron_type,
+                  power, weighting, quality_field, invert_quality, text_field, target_field, device, model, engine,
+                  ray_address):
     """Rank the index against TARGETS and write the selected documents.
 
     TARGETS are JSONL or Parquet files (or directories, globs) with one target
     example per record; records naming different tasks in --target-field are
     the multi-target case: each task gets an equal share of the budget.
     """
-    from query import Budget, Selector, read_targets, write_selection
+    from query import Budget, Selector, read_targets
     from query.approx import DEFAULT_OVERSAMPLE
     from query.budget import parse_size
+    from query.card import selection_card
+    from query.output import destination
 
     if documents is tokens is fraction is None:
         raise NagindexError("say how much to select: -k DOCS, --tokens N or --fraction F")
+    where = destination(output, fmt, shard_size)
+    fields = _fields(with_fields)
     budget = Budget(documents=parse_size(documents, "-k") if documents else None,
                     tokens=parse_size(tokens, "--tokens") if tokens else None, fraction=fraction)
     selector = Selector(index or default_index_path(), device=device, model=model, engine=engine,
@@ -250,9 +264,14 @@ def query_command(targets, index, documents, tokens, fraction, output, fmt, with
     parsed = read_targets(list(targets), text_field, target_field)
     quality = selector.quality(quality_field) if quality_field else None
     result = selector.select(parsed, budget, spec, search=search, dedup=dedup, weights=_weights(weights),
-                             quality=quality, invert_quality=invert_quality, with_text=with_text,
+                             quality=quality, invert_quality=invert_quality, with_text=with_text, with_fields=fields,
                              oversample=oversample or DEFAULT_OVERSAMPLE, nprobe=nprobe)
-    write_selection(result.table, output, fmt)
+    card = selection_card(selector, result, parsed, spec, budget, target_files=list(targets), search=search, dedup=dedup,
+                          weights=_weights(weights), quality_field=quality_field, invert_quality=invert_quality,
+                          with_text=with_text, with_fields=fields) if where.directory else None
+    shards = where.write(result.table, shuffle=shuffle, seed=seed, manifest=card)
+    if where.directory:
+        click.echo(f"{where.url}: {len(shards)} {where.fmt} shards, {sum(s.bytes for s in shards):,} bytes", err=True)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     for s in result.summary:
@@ -268,6 +287,18 @@ def _roots(items) -> list[tuple[str, str]]:
     return [(old, new) for old, _, new in pairs]
 
 
+def _fields(spec: str | None) -> tuple[str, ...] | str:
+    """``--with-fields``: ``all`` or a comma-separated list of corpus fields."""
+    if spec is None:
+        return ()
+    if spec.strip() == "all":
+        return "all"
+    names = tuple(dict.fromkeys(n.strip() for n in spec.split(",") if n.strip()))
+    if not names:
+        raise NagindexError(f"--with-fields {spec!r}: name fields, comma separated, or all")
+    return names
+
+
 def _weights(items) -> dict[str, float]:
     out = {}
     for item in items:
@@ -279,6 +310,34 @@ def _weights(items) -> dict[str, float]:
         if not name or out[name] <= 0:
             raise NagindexError(f"--weight {item}: write TARGET=NUMBER with a positive number")
     return out
+
+
+@main.command("profile", section=SELECTING)
+@click.argument("targets", nargs=-1, required=True)
+@click.option("-i", "--index", type=click.Path(path_type=Path), default=None, help=INDEX_HELP)
+@click.option("-o", "--output", required=True, help="The profiles file to write (.npz; a local path or an fsspec URL).")
+@cloup.option_group("Scoring", *_scoring())
+@cloup.option_group("Targets", *_TARGETS)
+def profile_command(targets, index, output, layers, top_k, neuron_type, power, weighting, text_field, target_field,
+                    device):
+    """Save the profiles of TARGETS for scoring documents outside the index.
+
+    The file holds each target's profile, the index's backbone identity and
+    settings, and the quantiles of the pool's similarities to each target:
+    what `nagindex.datatrove.NAGScorer` needs to rank documents in a
+    datatrove pipeline as the index would.
+    """
+    from query import Selector, read_targets
+    from query.export import export_profiles
+
+    if not output.lower().endswith(".npz"):
+        raise NagindexError(f"-o {output}: profiles are written as one .npz file; name it PROFILES.npz")
+    selector = Selector(index or default_index_path(), device=device)
+    spec = _spec(selector.index, layers, top_k, neuron_type, power, weighting)
+    saved = export_profiles(selector, read_targets(list(targets), text_field, target_field), spec)
+    saved.save(output)
+    click.echo(f"{output}: {len(saved.names)} target profiles ({', '.join(saved.names)}) for backbone "
+               f"{saved.backbone['name']}", err=True)
 
 
 @main.command("merge", section=BUILDING)

@@ -427,7 +427,7 @@ def fetch_texts(paths: Sequence[Path], file_index: np.ndarray, offset: np.ndarra
 
 def fetch_values(paths: Sequence[Path], file_index: np.ndarray, offset: np.ndarray, field: str, check=None, *,
                  text_field: str = "text", indexed: Indexed | None = None) -> list:
-    """The value of ``field`` in many records, in the order given.
+    """The value of ``field`` in many records, in the order given (``field`` None: the whole record, a dict).
 
     Each file is opened once and read in offset order: a compressed stream can
     only be read forward, so one pass per file is the most it should cost.
@@ -442,13 +442,13 @@ def fetch_values(paths: Sequence[Path], file_index: np.ndarray, offset: np.ndarr
         return []
     order = np.lexsort((offset, file_index))
     values: list = [None] * len(offset)
-    fields = tuple(dict.fromkeys((field, text_field, *((indexed.id_field,) if indexed else ()))))
+    fields = None if field is None else tuple(dict.fromkeys((field, text_field, *((indexed.id_field,) if indexed else ()))))
     for group in np.split(order, np.flatnonzero(np.diff(file_index[order])) + 1):
         path = Path(paths[int(file_index[group[0]])])
         label, unit = _display(path), {".parquet": "row", ".txt": "offset"}.get(_suffix(path), "byte")
         at = offset[group].tolist()
         for i, o, obj in zip(group.tolist(), at, _fetch(path, at, fields, text_field)):
-            value = obj.get(field) if obj is not None else None
+            value = obj if field is None or obj is None else obj.get(field)
             wanted = check(value) if check else None
             if wanted:
                 raise InputError(f"{label}, {unit} {o}: no record with a {field!r} {wanted} here; "
@@ -480,8 +480,8 @@ def _is_text(value) -> str | None:
     return None if isinstance(value, str) else "text"
 
 
-def _fetch(path: Path, offsets: list[int], fields: tuple[str, ...], text_field: str) -> list[dict | None]:
-    """The records at the ascending ``offsets`` of one file, as their wanted ``fields``; None where none is."""
+def _fetch(path: Path, offsets: list[int], fields: tuple[str, ...] | None, text_field: str) -> list[dict | None]:
+    """The records at the ascending ``offsets`` of one file, as their wanted ``fields`` (None: all); None where none is."""
     kind = _suffix(path)
     try:
         if kind == ".parquet":
@@ -530,7 +530,7 @@ def _json_object(line: bytes) -> dict | None:
 def _parquet_records(path: Path, rows: list[int], fields: tuple[str, ...], label: str) -> list[dict]:
     """The ``fields`` (those the file has) at the ascending ``rows``, reading only the row groups that hold them."""
     with pq.ParquetFile(path) as file:
-        columns = [f for f in fields if f in file.schema_arrow.names]
+        columns = None if fields is None else [f for f in fields if f in file.schema_arrow.names]
         sizes = [file.metadata.row_group(g).num_rows for g in range(file.num_row_groups)]
         starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
         for row in rows:

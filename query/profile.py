@@ -20,6 +20,8 @@ import numpy as np
 
 from nagindex.errors import NagindexError
 
+from .scoring import score_codes
+
 
 @dataclass(frozen=True)
 class ScoreSpec:
@@ -67,6 +69,10 @@ class Profiles:
     def similarity(self, sums: np.ndarray) -> np.ndarray:
         """``[n, M]`` float64 similarities from the scoring kernels' raw sums ``[n, M]``."""
         return sums.astype(np.float64) * self.scale[None, :]
+
+    def score(self, codes: np.ndarray) -> np.ndarray:
+        """``[n, M]`` similarities of documents given by their codes (``[n, L, K]``), outside any index."""
+        return self.similarity(score_codes(codes, self.table, self.layers, self.top_k))
 
     def weights(self) -> np.ndarray:
         """``[M, L_sel, N]``: per-layer weights that sum to one (the paper's f, or its variant)."""

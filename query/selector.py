@@ -15,7 +15,6 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -23,7 +22,7 @@ import pyarrow as pa
 
 from nagindex.cluster import check_engine
 from nagindex.corpus import Indexed, check_source, fetch_texts, fetch_values, reroot
-from nagindex.errors import IndexStateError, InputError, NagindexError
+from nagindex.errors import InputError, NagindexError
 from nagindex.index import Index
 from nagindex.settings import ExtractSettings
 
@@ -45,6 +44,7 @@ class Selection:
     table: pa.Table
     summary: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    budgets: list[Budget] = field(default_factory=list)    # each target's share, in target order
 
 
 class Selector:
@@ -70,21 +70,11 @@ class Selector:
 
         Imported here: a query whose target NAGs are cached never needs torch.
         """
-        from nagindex.backbone import load_backbone
+        from nagindex.backbone import load_recorded
         from nagindex.extract import Extractor
 
-        recorded = self.index.backbone
-        where = self.model or recorded.get("path") or recorded["name"]
-        if self.model is None and recorded.get("path") and not Path(recorded["path"]).exists():
-            raise IndexStateError(
-                f"{self.index.path} was built with backbone {recorded['name']}, whose weights are no longer at "
-                f"{recorded['path']}; pass --model PATH to where they are now (they are checked by their hash)")
-        backbone = load_backbone(where, self.device, self.dtype)
-        if backbone.identity.sha256 != recorded["sha256"]:
-            raise IndexStateError(
-                f"{self.index.path} was built with backbone {recorded['name']} (sha256 {recorded['sha256'][:12]}…); "
-                f"{where} has sha256 {backbone.identity.sha256[:12]}…; "
-                "query an index with the backbone that built it")
+        backbone = load_recorded(self.index.backbone, self.model, self.device, self.dtype,
+                                 what=str(self.index.path))
         return Extractor(backbone, ExtractSettings.from_dict(self.index.settings))
 
     @property
@@ -139,16 +129,14 @@ class Selector:
 
     def score_texts(self, texts: list[str], profiles: Profiles, neuron_type: str = "fwd_up") -> np.ndarray:
         """Similarity of arbitrary texts (not in the pool) to each target: ``[len(texts), M]``."""
-        from .scoring import score_codes
-
-        codes = self.extractor.extract(texts).codes[neuron_type]
-        return profiles.similarity(score_codes(codes, profiles.table, profiles.layers, profiles.top_k))
+        return profiles.score(self.extractor.extract(texts).codes[neuron_type])
 
     # -- selection ----------------------------------------------------------
 
     def select(self, targets: Targets, budget: Budget, spec: ScoreSpec = ScoreSpec(), *, search: str = "auto",
                dedup: bool = False, weights: dict[str, float] | None = None, quality: np.ndarray | None = None,
-               invert_quality: bool = False, with_text: bool = False, oversample: int = DEFAULT_OVERSAMPLE,
+               invert_quality: bool = False, with_text: bool = False, with_fields: Sequence[str] | str = (),
+               oversample: int = DEFAULT_OVERSAMPLE,
                nprobe: int | None = None) -> Selection:
         """Rank the pool against each target and select within ``budget``.
 
@@ -165,12 +153,13 @@ class Selector:
                 min-max normalised and added to the normalised distance.
             invert_quality: lower quality values are better (e.g. perplexity).
             with_text: fetch each selected document's text back from the corpus.
+            with_fields: corpus fields to fetch back likewise (``"all"``: every field but the text and the id).
             oversample, nprobe: approximate search's candidates per selected document and IVF lists.
 
         Returns:
             A :class:`Selection`: the table (id, target, rank, similarity, distance, tokens,
             with ``quality`` the quality and the ``combined`` score it is ranked by, and text
-            if asked), a summary per target and notes for the user.
+            and fields if asked), a summary per target, each target's budget and notes for the user.
 
         Raises:
             NagindexError: an option this index or engine cannot honour.
@@ -220,7 +209,9 @@ class Selector:
         if passed:
             notes.append(f"--dedup passed over {passed:,} documents that an earlier target had taken; "
                          "each target took the next best of its own ranking instead")
-        return self._assemble(names, picks, similarity, budget, with_text, notes, extra)
+        selection = self._assemble(names, picks, similarity, budget, with_text, with_fields, notes, extra)
+        selection.budgets = budgets
+        return selection
 
     def _stream_select(self, profiles: Profiles, neuron_type: str, budgets: list[Budget]) -> tuple[list[Pick], list[np.ndarray]]:
         """The exact selection in one pass over the pool, keeping per target only what it can still select."""
@@ -232,8 +223,9 @@ class Selector:
         picked = [stream.pick(self.index.ids_of) for stream in streams]
         return [p for p, _ in picked], [s for _, s in picked]
 
-    def _assemble(self, names: list[str], picks: list[Pick], similarity: list[np.ndarray],
-                  budget: Budget, with_text: bool, notes: list[str], extra: dict[str, list[np.ndarray]]) -> Selection:
+    def _assemble(self, names: list[str], picks: list[Pick], similarity: list[np.ndarray], budget: Budget,
+                  with_text: bool, with_fields: Sequence[str] | str, notes: list[str],
+                  extra: dict[str, list[np.ndarray]]) -> Selection:
         """The output table; ``similarity[m]`` holds the similarities of ``picks[m].rows``, and
         ``extra[name][m]`` the values of a further column for them."""
         rows = np.concatenate([p.rows for p in picks])
@@ -255,6 +247,11 @@ class Selector:
         }
         if with_text:
             columns["text"] = pa.array(self.texts(rows), pa.string())
+        if with_fields:
+            for name, values in self.fields(rows, with_fields).items():
+                if name in columns:
+                    raise NagindexError(f"--with-fields {name}: the output has a column {name!r} already")
+                columns[name] = values
         summary = []
         for m, name in enumerate(names):
             mine = target == m
@@ -267,6 +264,28 @@ class Selector:
     def texts(self, rows: np.ndarray) -> list[str]:
         """The texts of global rows, fetched back from the corpus files."""
         return self._fetch(rows, None, None)
+
+    def fields(self, rows: np.ndarray, names: Sequence[str] | str = "all") -> dict[str, pa.Array]:
+        """Corpus fields of global rows, in the order of ``rows``, read in one pass per file.
+
+        ``names``: the fields to carry, or ``"all"`` for every field the records
+        have but their text and id. A record without a field gets null; a field
+        no record has is an error.
+        """
+        records = [r if isinstance(r, dict) else {} for r in self._fetch(rows, None, _any, record=True)]
+        if names == "all":
+            own = {s.meta[k] for s in self.index.shards for k in ("text_field", "id_field")}
+            names = [k for k in dict.fromkeys(k for r in records for k in r) if k not in own]
+        out = {}
+        for name in names:
+            values = [r.get(name) for r in records]
+            if records and all(v is None for v in values):
+                raise InputError(f"--with-fields {name}: none of the selected records has a field {name!r}")
+            try:
+                out[name] = pa.array(values)
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+                raise InputError(f"--with-fields {name}: the records' values do not make one column ({e})") from None
+        return out
 
     def quality(self, field_name: str) -> np.ndarray:
         """A numeric field of every pool record (``--quality-field``), NaN where a record lacks it.
@@ -286,9 +305,10 @@ class Selector:
                              f"(fields kept in the index: {', '.join(self.index.kept_fields) or 'none'})")
         return values
 
-    def _fetch(self, rows: np.ndarray, field_name: str | None, check, convert=None) -> list:
-        """Texts (or values of ``field_name``) of the corpus records of global ``rows``, each record checked to be
-        the one indexed; ``convert(value, file, offset, id)`` turns each value into its use."""
+    def _fetch(self, rows: np.ndarray, field_name: str | None, check, convert=None, record: bool = False) -> list:
+        """Texts (or values of ``field_name``, or with ``record`` whole records) of the corpus records of global
+        ``rows``, each record checked to be the one indexed; ``convert(value, file, offset, id)`` turns each value
+        into its use."""
         rows = np.asarray(rows, dtype=np.int64)
         out: list = [None] * len(rows)
         for shard, mask in self.index.locate(rows):
@@ -303,7 +323,7 @@ class Selector:
                         "only; build it again to have each text checked")
                 self.notes += [note] if note not in self.notes else []
             text_field = shard.meta["text_field"]
-            if field_name is None:
+            if field_name is None and not record:
                 values = fetch_texts(paths, files[local], offsets[local], text_field, indexed=indexed)
             else:
                 values = fetch_values(paths, files[local], offsets[local], field_name, check,
