@@ -21,22 +21,20 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from nagindex.atomic import atomic_path, write_json
-from nagindex.backbone import dtype_name, load_backbone
+from nagindex.atomic import atomic_path
+from nagindex.backbone import DEFAULT_MODEL, dtype_name, load_backbone
 from nagindex.cluster import check_engine
 from nagindex.corpus import Record, Skipped, find_files, read_records, text_hashes
 from nagindex.errors import IndexStateError, InputError, NagindexError
 from nagindex.extract import Extractor
-from nagindex.index import (CODES, MANIFEST, PARTIAL, SHARD_META, VECTORS, Index, KnownIds, comparable, manifest_for,
-                            part_name, read_json, shards_dir, write_manifest)
+from nagindex.index import Index, KnownIds
+from nagindex.indexdir import IndexDir, ShardDir, comparable, differences, part_name
 from nagindex.sketch import Sketch
-from nagindex.store import CodeStore, Rows, add_slot_counts, concat_stores
+from nagindex.store import CodeStore, Rows, concat_stores
 
 from .options import BuildOptions
-from .parts import SKIPPED, PartWriter, kept_fields, pending_windows, write_skipped
+from .parts import PartWriter, kept_fields, pending_windows, write_skipped
 from .vectors import build_vectors
-
-PLAN = "plan.json"
 
 
 @dataclass
@@ -88,32 +86,38 @@ def build(corpus, index_path: str | os.PathLike, options: BuildOptions = BuildOp
     Raises:
         InputError: a bad corpus record or file (named with its line or row), unless
             ``options.skip_bad``.
-        IndexStateError: an index is already there and the request does not fit it.
+        IndexStateError: an index is already there and the request does not fit it, or another
+            writer holds it.
         NagindexError: any other option that cannot be honoured.
 
     Killed at any point, the same call resumes where it stopped (docs/design.md §5).
+    The index's writer lock is held throughout (with ``options.shard``, the
+    lock of that part only): a second writer is refused, naming the first.
     """
     started = time.perf_counter()
     check_engine(options.engine, options.ray_address)
-    index_path = Path(index_path)
+    index = IndexDir(index_path)
     skipped: list[Skipped] = []
     everything = find_files(corpus, on_error="skip" if options.skip_bad else "raise", skipped=skipped)
     files = select_shard(everything, options.shard)
-    fingerprint = corpus_files(files)
-    manifest = read_json(index_path / MANIFEST, "manifest") if (index_path / MANIFEST).exists() else None
-    existing = _existing_shards(index_path, manifest)
-    indexed = {f["path"]: f for s in existing for f in s["files"]}
+    with index.part_lock(part_name(*options.shard)) if options.shard else index.lock():
+        return _build(index, everything, files, skipped, options, started)
 
-    if manifest and options.shard is None and not options.append:
-        if [f for f in fingerprint if indexed.get(f["path"]) != f] == []:
-            return BuildReport(index_path, "", manifest["documents"], manifest["tokens"], manifest["documents"], [], 0.0, "up to date")
-        raise IndexStateError(
-            f"{index_path}: an index is already here, built from other files; "
-            "pass --append to add this corpus to it, or -o to write a new index")
-    if options.append:
-        again = [f["path"] for f in fingerprint if f["path"] in indexed]
-        if again:
-            raise InputError(f"--append: {again[0]} is already in {index_path}" + (f" (and {len(again) - 1} more)" if len(again) > 1 else ""))
+
+def _build(index: IndexDir, everything: list[Path], files: list[Path], skipped: list[Skipped],
+           options: BuildOptions, started: float) -> BuildReport:
+    fingerprint = corpus_files(files)
+    manifest = index.read_manifest()
+    listed = index.listed(manifest)
+    existing = [s.read_meta() for s in listed]
+    if options.shard is None:
+        index.clean(listed)
+    if manifest and options.shard is None:
+        done = _already_indexed(index.path, existing, fingerprint, options.append)
+        if done:
+            _check_same_settings(index.path, manifest, options)
+            return BuildReport(index.path, done, manifest["documents"], manifest["tokens"], manifest["documents"], [],
+                               0.0, "up to date")
 
     # With Ray the replicas run the backbone; here it only tells what the index will hold.
     # Appending keeps the index's precision unless told otherwise: its codes must stay comparable.
@@ -122,43 +126,84 @@ def build(corpus, index_path: str | os.PathLike, options: BuildOptions = BuildOp
     extractor = Extractor(backbone, options.settings, options.token_budget)
     header = _header(backbone.identity.as_dict(), extractor, options)
     if manifest:
-        _check_compatible(index_path, manifest, header)
+        _check_compatible(index.path, comparable(manifest), comparable(header))
 
-    name = _shard_name(index_path, existing, options.shard)
-    final = shards_dir(index_path) / name
+    name = part_name(*options.shard) if options.shard else index.next_name(len(listed))
+    final = index.shard(name)
     plan = {**header, "files": fingerprint, "text_field": options.text_field, "id_field": options.id_field,
             "window": options.window, "skip_bad": options.skip_bad}
     if options.keep_fields:
         plan["fields"] = list(options.keep_fields)
-    if (final / SHARD_META).exists():
+    if final.is_finished:
         # Finished, but stopped before the manifest listed it.
-        meta = read_json(final / SHARD_META, "shard metadata")
-        if meta["files"] != fingerprint or comparable(meta) != comparable(header):
-            raise IndexStateError(f"{final}: a finished shard of another corpus is here, not listed in the manifest; delete it")
+        meta = final.read_meta()
+        if meta["files"] != fingerprint or differences(comparable(meta), comparable(header)):
+            raise IndexStateError(f"{final.path}: a finished shard of another corpus is here, not listed in the manifest; delete it")
         if options.shard is None:
-            write_manifest(index_path, manifest_for(existing + [meta], header))
-        return BuildReport(index_path, name, meta["documents"], meta["tokens"], meta["documents"], [], 0.0, "built")
-    work = shards_dir(index_path) / f"{name}{PARTIAL}"
+            index.write_manifest(existing + [meta], header)
+        return BuildReport(index.path, name, meta["documents"], meta["tokens"], meta["documents"], [], 0.0, "built")
+    work = index.work(name)
     _prepare(work, plan)
 
-    seen = KnownIds(Index(index_path), f"{index_path} (already indexed)") if manifest else {}
+    seen = KnownIds(Index(index.path), f"{index.path} (already indexed)") if manifest else {}
     # Ids name files relative to the whole corpus: a part built with --shard
     # gives each document the id that an unsharded build gives it.
     read = functools.partial(read_records, files, options.text_field, options.id_field,
                              extra_fields=options.keep_fields, on_error="skip" if options.skip_bad else "raise", seen_ids=seen,
                              root=_common_root(everything))
     done = 0
-    if not (work / SHARD_META).exists():
+    if not work.is_finished:
         if options.engine == "ray":
             from .ray_build import extract_windows
             done = extract_windows(read, work, options, skipped)
         else:
             done = _extract_windows(read(skipped=skipped), work, extractor, options)
-    meta = _finish_shard(work, name, header, plan, skipped, options)
-    os.rename(work, final)
+    meta = _finish_shard(work, header, plan, skipped, options)
+    index.finish(work)
     if options.shard is None:
-        write_manifest(index_path, manifest_for(existing + [meta], header))
-    return BuildReport(index_path, name, meta["documents"], meta["tokens"], done, skipped, time.perf_counter() - started, "built")
+        index.write_manifest(existing + [meta], header)
+    return BuildReport(index.path, name, meta["documents"], meta["tokens"], done, skipped, time.perf_counter() - started, "built")
+
+
+def _already_indexed(index_path: Path, existing: list[dict], fingerprint: list[dict], append: bool) -> str | None:
+    """The shard that already holds exactly this corpus (a rerun), or None for a corpus new to the index.
+
+    Without ``append`` the corpus must be the index's own (any of its files,
+    unchanged); with ``append``, an append that was finished already: one
+    shard built from exactly these files.
+    """
+    indexed = {f["path"]: f for s in existing for f in s["files"]}
+    if not append:
+        if all(indexed.get(f["path"]) == f for f in fingerprint):
+            return ", ".join(s["name"] for s in existing)
+        raise IndexStateError(
+            f"{index_path}: an index is already here, built from other files; "
+            "pass --append to add this corpus to it, or -o to write a new index")
+    same = next((s["name"] for s in existing if s["files"] == fingerprint), None)
+    again = [f["path"] for f in fingerprint if f["path"] in indexed]
+    if same is None and again:
+        raise InputError(f"--append: {again[0]} is already in {index_path}" + (f" (and {len(again) - 1} more)" if len(again) > 1 else ""))
+    return same
+
+
+def _check_same_settings(index_path: Path, manifest: dict, options: BuildOptions) -> None:
+    """A rerun over an indexed corpus must ask for the index's settings: refuse one that asks for others."""
+    vectors = manifest["vectors"]
+    recorded = {"settings": manifest["settings"],
+                "vectors": {"neuron_type": vectors["neuron_type"], "faiss": vectors["faiss"], "sketch dim": vectors["sketch"]["dim"]}}
+    asked = {"settings": options.settings.as_dict(),
+             "vectors": {"neuron_type": options.settings.neuron_types[0], "faiss": options.faiss,
+                         "sketch dim": options.sketch_dim}}
+    changed = differences(recorded, asked)
+    backbone = manifest["backbone"]
+    if str(options.model or DEFAULT_MODEL) != backbone["name"]:
+        identity = load_backbone(options.model, "cpu", options.dtype).identity
+        if identity.sha256 != backbone["sha256"]:
+            changed.append(f"backbone: {backbone['name']} (sha256 {backbone['sha256'][:12]}), "
+                           f"now {identity.name} (sha256 {identity.sha256[:12]})")
+    if changed:
+        raise IndexStateError(f"{index_path}: already holds this corpus, built with other settings "
+                              f"({'; '.join(changed)}); write a new index with -o, or leave the options as they were")
 
 
 def _header(identity: dict, extractor: Extractor, options: BuildOptions) -> dict:
@@ -175,46 +220,30 @@ def _header(identity: dict, extractor: Extractor, options: BuildOptions) -> dict
     }
 
 
-def _check_compatible(index_path: Path, manifest: dict, header: dict) -> None:
-    built, asked = comparable(manifest), comparable(header)
-    for key, value in asked.items():
-        if built[key] != value:
-            raise IndexStateError(
-                f"{index_path}: built with {key} {built[key]}, this build asks for {value}; "
-                "an index holds one backbone and one set of settings; write a new index with -o")
+def _check_compatible(index_path: Path, recorded: dict, header: dict) -> None:
+    changed = differences(recorded, header)
+    if changed:
+        raise IndexStateError(
+            f"{index_path}: built with other settings than this build asks for ({'; '.join(changed)}); "
+            "an index holds one backbone and one set of settings; write a new index with -o")
 
 
-def _existing_shards(index_path: Path, manifest: dict | None) -> list[dict]:
-    if not manifest:
-        return []
-    return [read_json(shards_dir(index_path) / s["name"] / SHARD_META, "shard metadata") for s in manifest["shards"]]
-
-
-def _shard_name(index_path: Path, existing: list[dict], shard: tuple[int, int] | None) -> str:
-    if shard is not None:
-        return part_name(*shard)
-    partial = sorted(shards_dir(index_path).glob(f"*{PARTIAL}"))
-    if partial:
-        return partial[0].name[: -len(PARTIAL)]
-    return f"{len(existing):05d}"
-
-
-def _prepare(work: Path, plan: dict) -> None:
-    """Start a shard, or check that the unfinished one is the same build."""
-    if (work / PLAN).exists():
-        before = read_json(work / PLAN, "build plan")
-        before, asked = {**before, **comparable(before)}, {**plan, **comparable(plan)}
-        if before != asked:
-            changed = sorted(k for k in asked if before.get(k) != asked[k])
-            raise IndexStateError(
-                f"{work}: an unfinished build with other {', '.join(changed)} is here; "
-                f"rerun that build to finish it, or delete {work} to start over")
+def _prepare(work: ShardDir, plan: dict) -> None:
+    """Start a shard, or check that the unfinished one is the same build (and clear what a kill left)."""
+    before = work.read_plan()
+    if before is None:
+        work.start(plan)
         return
-    work.mkdir(parents=True, exist_ok=True)
-    write_json(work / PLAN, plan)
+    before, asked = {**before, **comparable(before)}, {**plan, **comparable(plan)}
+    if before != asked:
+        changed = differences(before, asked)
+        raise IndexStateError(
+            f"{work.path}: an unfinished build with other settings is here ({'; '.join(changed)}); "
+            f"rerun that build to finish it, or delete {work.path} to start over")
+    work.clean()
 
 
-def _extract_windows(records: Iterator[Record], work: Path, extractor: Extractor, options: BuildOptions) -> int:
+def _extract_windows(records: Iterator[Record], work: ShardDir, extractor: Extractor, options: BuildOptions) -> int:
     """Write every missing part; return how many documents were already done."""
     with PartWriter(work, options.progress, extractor.settings.max_length) as parts:
         windows = pending_windows(records, work, options.window)
@@ -232,31 +261,29 @@ def _extract_windows(records: Iterator[Record], work: Path, extractor: Extractor
     return parts.done
 
 
-def _finish_shard(work: Path, name: str, header: dict, plan: dict, skipped: list[Skipped], options: BuildOptions) -> dict:
+def _finish_shard(work: ShardDir, header: dict, plan: dict, skipped: list[Skipped], options: BuildOptions) -> dict:
     """Join the parts into the shard's store, FAISS file and metadata (idempotent)."""
-    if (work / SHARD_META).exists():
-        meta = read_json(work / SHARD_META, "shard metadata")
+    if work.is_finished:
+        meta = work.read_meta()
     else:
-        parts = sorted(work.glob("part-*.h5"))
+        parts = work.parts()
         if not parts:
             raise InputError("the corpus holds no usable document" + (f" ({len(skipped)} skipped)" if skipped else ""))
-        with atomic_path(work / CODES) as tmp:
-            documents = concat_stores(parts, tmp)
-            add_slot_counts(tmp, header["neurons"])
-        with CodeStore(work / CODES) as store:
+        with atomic_path(work.codes) as tmp:
+            documents = concat_stores(parts, tmp, header["neurons"])
+        with CodeStore(work.codes) as store:
             tokens = int(store.tokens().sum())
             vec = header["vectors"]
-            build_vectors(store, vec["neuron_type"], Sketch.from_dict(vec["sketch"]), vec["faiss"], work / VECTORS,
+            build_vectors(store, vec["neuron_type"], Sketch.from_dict(vec["sketch"]), vec["faiss"], work.vectors,
                           gpus=options.device != "cpu")
         if skipped:
-            write_skipped(work / SKIPPED, skipped)
-        meta = {"name": name, **header, "documents": documents, "tokens": tokens, "files": plan["files"],
-                "text_field": plan["text_field"], "id_field": plan["id_field"], "fields": plan.get("fields", []),
-                "skipped": len(skipped)}
-        write_json(work / SHARD_META, meta)
-    for p in work.glob("part-*.h5"):
+            write_skipped(work.skipped, skipped)
+        meta = work.write_meta({"name": work.name, **header, "documents": documents, "tokens": tokens,
+                                "files": plan["files"], "text_field": plan["text_field"], "id_field": plan["id_field"],
+                                "fields": plan.get("fields", []), "skipped": len(skipped)})
+    for p in work.parts():
         p.unlink()
-    (work / PLAN).unlink(missing_ok=True)
+    work.plan_path.unlink(missing_ok=True)
     return meta
 
 

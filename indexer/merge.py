@@ -16,7 +16,6 @@ could only check its own files).
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,11 +23,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from nagindex.errors import IndexStateError
-from nagindex.index import (CODES, MANIFEST, PARTIAL, SHARD_META, comparable, header_of, manifest_for, part_name,
-                            read_json, shards_dir, write_manifest)
+from nagindex.indexdir import IndexDir, comparable, describe_holder, differences, header_of, part_name
 from nagindex.store import CodeStore
-
-PART_NAME = re.compile(r"(\d+)-of-(\d+)")
 
 
 @dataclass
@@ -50,55 +46,53 @@ def merge(index_path: str | os.PathLike) -> MergeReport:
 
     Raises:
         IndexStateError: a part is missing or unfinished, parts disagree on backbone or settings,
-            a corpus file or a document id is in two parts.
+            a corpus file or a document id is in two parts, or another writer holds the index.
+
+    Holds the index's writer lock while it checks the parts and rewrites the manifest.
     """
-    index_path = Path(index_path)
-    manifest = read_json(index_path / MANIFEST, "manifest") if (index_path / MANIFEST).exists() else None
-    listed = [s["name"] for s in manifest["shards"]] if manifest else []
-    parts = _unlisted_parts(index_path, set(listed))
+    index = IndexDir(index_path)
+    if not index.shards_path.is_dir():
+        raise _no_shards(index)
+    with index.lock():
+        return _merge(index)
+
+
+def _merge(index: IndexDir) -> MergeReport:
+    manifest = index.read_manifest()
+    listed = [s.name for s in index.listed(manifest)]
+    index.clean(index.listed(manifest))
+    parts = index.unlisted_parts(set(listed))
     if not parts:
         if manifest:
-            return MergeReport(index_path, [], manifest["documents"], manifest["tokens"])
-        raise IndexStateError(f"{index_path}: no shards to merge; build them with `nagindex build CORPUS -o {index_path} --shard i/N`")
-    n = _split_size(index_path, parts)
-    _check_complete(index_path, parts, n)
+            return MergeReport(index.path, [], manifest["documents"], manifest["tokens"])
+        raise _no_shards(index)
+    n = _split_size(index, parts)
+    _check_complete(index, parts, n)
     names = [part_name(i, n) for i in range(n)]
-    existing = [read_json(shards_dir(index_path) / s / SHARD_META, "shard metadata") for s in listed]
-    metas = existing + [read_json(shards_dir(index_path) / s / SHARD_META, "shard metadata") for s in names]
+    metas = [index.shard(s).read_meta() for s in listed + names]
     header = header_of(manifest) if manifest else header_of(metas[0])
-    _check_same_header(index_path, manifest, listed + names, metas, header)
+    _check_same_header(index, manifest, listed + names, metas, header)
     _check_disjoint(listed + names, metas)
-    _check_unique_ids(index_path, listed + names, metas)
-    joined = manifest_for(metas, header)
-    write_manifest(index_path, joined)
-    return MergeReport(index_path, names, joined["documents"], joined["tokens"])
+    _check_unique_ids(index, listed + names, metas)
+    joined = index.write_manifest(metas, header)
+    return MergeReport(index.path, names, joined["documents"], joined["tokens"])
 
 
-def _unlisted_parts(index_path: Path, listed: set[str]) -> dict[tuple[int, int], bool]:
-    """``(i, N) -> finished`` for every ``--shard`` directory the manifest does not list."""
-    found: dict[tuple[int, int], bool] = {}
-    directory = shards_dir(index_path)
-    for path in sorted(directory.iterdir()) if directory.is_dir() else ():
-        name = path.name.removesuffix(PARTIAL)
-        m = PART_NAME.fullmatch(name)
-        if not path.is_dir() or not m or name in listed:
-            continue
-        key = (int(m[1]), int(m[2]))
-        found[key] = found.get(key, False) or (path.name == name and (path / SHARD_META).exists())
-    return found
+def _no_shards(index: IndexDir) -> IndexStateError:
+    return IndexStateError(f"{index.path}: no shards to merge; build them with `nagindex build CORPUS -o {index.path} --shard i/N`")
 
 
-def _split_size(index_path: Path, parts: dict[tuple[int, int], bool]) -> int:
+def _split_size(index: IndexDir, parts: dict[tuple[int, int], bool]) -> int:
     sizes = sorted({n for _, n in parts})
     if len(sizes) > 1:
         examples = ", ".join(next(part_name(i, n) for i, m in parts if m == n) for n in sizes)
         raise IndexStateError(
-            f"{shards_dir(index_path)}: holds parts of splits into {' and '.join(map(str, sizes))} "
+            f"{index.shards_path}: holds parts of splits into {' and '.join(map(str, sizes))} "
             f"({examples}); all workers must use the same --shard i/N; delete the parts of the other splits")
     return sizes[0]
 
 
-def _check_complete(index_path: Path, parts: dict[tuple[int, int], bool], n: int) -> None:
+def _check_complete(index: IndexDir, parts: dict[tuple[int, int], bool], n: int) -> None:
     missing = [part_name(i, n) for i in range(n) if (i, n) not in parts]
     unfinished = [part_name(i, n) for i in range(n) if parts.get((i, n)) is False]
     if missing or unfinished:
@@ -106,21 +100,23 @@ def _check_complete(index_path: Path, parts: dict[tuple[int, int], bool], n: int
         if missing:
             problems.append(f"not built: {', '.join(missing)}")
         if unfinished:
-            problems.append(f"unfinished: {', '.join(unfinished)}")
+            building = {name: index.part_lock(name).holder() for name in unfinished}
+            problems.append("unfinished: " + ", ".join(
+                name + (f" (being built by {describe_holder(who)})" if who is not None else "")
+                for name, who in building.items()))
         raise IndexStateError(
-            f"{index_path}: cannot merge, {len(missing) + len(unfinished)} of the {n} parts are not ready "
-            f"({'; '.join(problems)}); run or rerun `nagindex build CORPUS -o {index_path} --shard i/{n}` for each")
+            f"{index.path}: cannot merge, {len(missing) + len(unfinished)} of the {n} parts are not ready "
+            f"({'; '.join(problems)}); run or rerun `nagindex build CORPUS -o {index.path} --shard i/{n}` for each")
 
 
-def _check_same_header(index_path: Path, manifest: dict | None, names: list[str], metas: list[dict], header: dict) -> None:
-    reference = f"{index_path}/{MANIFEST}" if manifest else f"shard {names[0]}"
-    reference_header = comparable(header)
+def _check_same_header(index: IndexDir, manifest: dict | None, names: list[str], metas: list[dict], header: dict) -> None:
+    reference = f"{index.manifest_path}" if manifest else f"shard {names[0]}"
     for name, meta in zip(names, metas):
-        for key, value in comparable(meta).items():
-            if value != reference_header[key]:
-                raise IndexStateError(
-                    f"shard {name} was built with {key} {value}, {reference} with {header[key]}; "
-                    "an index holds one backbone and one set of settings: rebuild that shard with the same options")
+        changed = differences(comparable(header), comparable(meta))
+        if changed:
+            raise IndexStateError(
+                f"shard {name} was built with other settings than {reference} ({'; '.join(changed)}); "
+                "an index holds one backbone and one set of settings: rebuild that shard with the same options")
 
 
 def _check_disjoint(names: list[str], metas: list[dict]) -> None:
@@ -135,13 +131,13 @@ def _check_disjoint(names: list[str], metas: list[dict]) -> None:
             owner[f["path"]] = name
 
 
-def _check_unique_ids(index_path: Path, names: list[str], metas: list[dict]) -> None:
+def _check_unique_ids(index: IndexDir, names: list[str], metas: list[dict]) -> None:
     """Refuse an id held twice, naming both places.
 
     Ids are compared by their hashes (``CodeStore.id_hashes``), and the ids
     behind a shared hash by themselves.
     """
-    stores = [CodeStore(shards_dir(index_path) / name / CODES) for name in names]
+    stores = [CodeStore(index.shard(name).codes) for name in names]
     try:
         starts = np.cumsum([0, *(s.rows for s in stores)])
         hashes = np.concatenate([s.id_hashes() for s in tqdm(stores, unit="shard", desc="checking ids", disable=None)])

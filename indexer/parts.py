@@ -19,9 +19,8 @@ from tqdm.auto import tqdm
 
 from nagindex.atomic import atomic_path
 from nagindex.corpus import Record, Skipped, number
+from nagindex.indexdir import ShardDir
 from nagindex.store import CodeStore, Rows, write_rows
-
-SKIPPED = "skipped.jsonl"
 
 
 def _windows(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
@@ -35,14 +34,10 @@ def _windows(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
         yield block
 
 
-def _part(work: Path, k: int) -> Path:
-    return work / f"part-{k:06d}.h5"
-
-
-def pending_windows(records: Iterator[Record], work: Path, size: int) -> Iterator[tuple[int, list[Record]]]:
+def pending_windows(records: Iterator[Record], work: ShardDir, size: int) -> Iterator[tuple[int, list[Record]]]:
     """The numbered windows whose parts an earlier run has not written yet."""
     for k, window in enumerate(_windows(records, size)):
-        if not _part(work, k).exists():
+        if not work.part(k).exists():
             yield k, window
 
 
@@ -53,11 +48,11 @@ class PartWriter:
     build resumes the same way whichever engine ran it before.
     """
 
-    def __init__(self, work: Path, progress: bool, max_length: int):
+    def __init__(self, work: ShardDir, progress: bool, max_length: int):
         self.work = work
         self.max_length = max_length
         self.done = 0
-        for part in work.glob("part-*.h5"):
+        for part in work.parts():
             with CodeStore(part) as store:
                 self.done += store.rows
         self._bar = tqdm(unit="doc", desc="build", initial=self.done, disable=not progress, dynamic_ncols=True)
@@ -65,7 +60,7 @@ class PartWriter:
         self._started = time.perf_counter()
 
     def write(self, k: int, rows: Rows) -> None:
-        with atomic_path(_part(self.work, k)) as tmp:
+        with atomic_path(self.work.part(k)) as tmp:
             write_rows(tmp, rows)
         self._bar.update(len(rows))
         self._tokens += int(np.minimum(rows.tokens, self.max_length).sum())

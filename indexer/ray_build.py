@@ -25,15 +25,16 @@ from nagindex.backbone import load_backbone
 from nagindex.cluster import connect, worker_errors
 from nagindex.corpus import Record, Skipped, text_hashes
 from nagindex.extract import ExtractSettings, Extractor
+from nagindex.indexdir import ShardDir
 from nagindex.store import Rows
 
 from .options import BuildOptions
-from .parts import SKIPPED, PartWriter, kept_fields, pending_windows, read_skipped, write_skipped
+from .parts import PartWriter, kept_fields, pending_windows, read_skipped, write_skipped
 
 _NODE_LABEL = "ray.io/node-id"
 
 
-def extract_windows(read: Callable[..., Iterator[Record]], work: Path, options: BuildOptions,
+def extract_windows(read: Callable[..., Iterator[Record]], work: ShardDir, options: BuildOptions,
                     skipped: list[Skipped]) -> int:
     """Write every missing part of ``work``; return how many documents were already done.
 
@@ -44,7 +45,7 @@ def extract_windows(read: Callable[..., Iterator[Record]], work: Path, options: 
     os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
     importlib.import_module("ray.data")
     ray.data.DataContext.get_current().enable_progress_bars = False
-    work = work.absolute()
+    work = ShardDir(work.name, work.path.absolute())
     here = {_NODE_LABEL: ray.get_runtime_context().get_node_id()}
     replicas, resources = _replicas(ray)
     # One seed row starts the one reader, on this node.
@@ -62,8 +63,8 @@ def extract_windows(read: Callable[..., Iterator[Record]], work: Path, options: 
         for batch in nags.iter_batches(batch_size=None, batch_format="numpy"):
             for k, rows in gathered.add(batch):
                 parts.write(k, rows)
-    if (work / SKIPPED).exists():
-        skipped.extend(read_skipped(work / SKIPPED))
+    if work.skipped.exists():
+        skipped.extend(read_skipped(work.skipped))
     return parts.done
 
 
@@ -86,7 +87,7 @@ def _portable(model: str | None) -> str | None:
     return str(Path(model).absolute()) if model and Path(model).exists() else model
 
 
-def _read_windows(_, read: Callable[..., Iterator[Record]], work: Path, size: int,
+def _read_windows(_, read: Callable[..., Iterator[Record]], work: ShardDir, size: int,
                   fields: tuple[str, ...]) -> Iterator[dict]:
     """The one reader: the pending windows of the corpus, as batches of rows."""
     skipped: list[Skipped] = []
@@ -105,7 +106,7 @@ def _read_windows(_, read: Callable[..., Iterator[Record]], work: Path, size: in
         }
     if skipped:
         # The reader runs on this node: the driver picks the list up from the shard's directory.
-        write_skipped(work / SKIPPED, skipped)
+        write_skipped(work.skipped, skipped)
 
 
 class _Replica:

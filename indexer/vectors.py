@@ -77,7 +77,7 @@ def _training_sample(store: CodeStore, neuron_type: str, layout: SlotMap, size: 
         raise ValueError("cannot train a FAISS index on an empty shard")
     chunks = -(-store.rows // CHUNK_ROWS)
     picked = np.unique(np.linspace(0, chunks - 1, min(chunks, -(-size // CHUNK_ROWS))).astype(np.int64))
-    codes = store.codes(neuron_type)
-    sample = layout.documents(np.concatenate([codes[c * CHUNK_ROWS:(c + 1) * CHUNK_ROWS] for c in picked]))
+    sample = layout.documents(np.concatenate([store.read_codes(neuron_type, c * CHUNK_ROWS, (c + 1) * CHUNK_ROWS)
+                                              for c in picked]))
     # A shard smaller than that is repeated: its own vectors then become the codebook entries.
     return np.resize(sample, (max(len(sample), TRAIN_MIN), sample.shape[1]))

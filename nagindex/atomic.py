@@ -1,16 +1,23 @@
-"""Writes that are either complete or absent.
+"""Writes that are either complete or absent, and durable once renamed.
 
 A reader must never see a half-written manifest, shard or output file: every
 file is written under a temporary name beside its destination and renamed into
-place, which POSIX makes atomic within one file system.
+place, which POSIX makes atomic within one file system. The temporary file (or
+every file of a temporary directory) is flushed to disk before the rename and
+the directory after it, so a crash of the machine, not only of the process,
+leaves the old content or the new, whoever wrote the file (json, h5py, FAISS).
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
+
+# What ``atomic_path`` leaves behind when its process is killed: ``.NAME.tmp-PID`` and ``.NAME.old-PID``.
+LEFTOVER = re.compile(r"\..+\.(tmp|old)-\d+")
 
 
 def _tmp_name(path: Path) -> Path:
@@ -19,11 +26,12 @@ def _tmp_name(path: Path) -> Path:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path; on success rename it onto ``path``, else remove it."""
+    """Yield a temporary path; on success flush it to disk and rename it onto ``path``, else remove it."""
     path = Path(path)
     tmp = _tmp_name(path)
     try:
         yield tmp
+        fsync_tree(tmp)
         if tmp.is_dir() and path.is_dir():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             path.rename(old)
@@ -31,7 +39,7 @@ def atomic_path(path: str | os.PathLike):
             shutil.rmtree(old)
         else:
             os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -39,16 +47,45 @@ def atomic_path(path: str | os.PathLike):
             tmp.unlink()
 
 
+def rename_durably(src: Path, dst: Path) -> None:
+    """Rename a finished directory or file into place, its content on disk first."""
+    fsync_tree(src)
+    os.rename(src, dst)
+    fsync_dir(dst.parent)
+
+
 def write_json(path: str | os.PathLike, obj) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=2)
             f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
+def remove_leftovers(directory: Path) -> list[Path]:
+    """Remove what killed writers left in ``directory``; only safe while holding its writer lock."""
+    removed = []
+    for p in directory.iterdir() if directory.is_dir() else ():
+        if LEFTOVER.fullmatch(p.name):
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+            removed.append(p)
+    return removed
+
+
+def fsync_tree(path: Path) -> None:
+    """fsync a file, or every file of a directory and the directory itself."""
+    if path.is_dir():
+        for child in path.iterdir():
+            fsync_tree(child)
+        fsync_dir(path)
+    elif path.is_file():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

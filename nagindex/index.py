@@ -1,42 +1,24 @@
-"""An index on disk: a directory of shards joined by a manifest.
+"""An index on disk, opened for reading: its shards joined in manifest order.
 
-::
-
-    my.index/
-      manifest.json          format, backbone, settings, totals, the shards
-      shards/00000/          one complete piece of the pool
-        shard.json           its corpus files (size, mtime), documents, tokens
-        codes.h5             the code store (see nagindex.store)
-        vectors.faiss        one fixed-length vector per document (nagindex.sketch)
-      shards/00001.partial/  a build or append in progress (resumable)
-
-A shard is complete once its directory has lost the ``.partial`` suffix, and
-part of the index once the manifest lists it; both steps are atomic renames,
-so a reader sees either the old index or the new one, never half of either.
+The layout of the directory (manifest, shards, their metadata and locks) is
+:mod:`nagindex.indexdir`'s; this module reads it into one pool of documents
+with global rows, and the reading path never writes.
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import faiss
 import numpy as np
 
-from .atomic import write_json
 from .errors import CodeOutOfRange, IndexStateError
+from .indexdir import IndexDir, ShardDir, comparable, describe_holder, differences
 from .store import CHUNK_ROWS, CodeStore
 
-FORMAT = "nagindex"
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-SHARD_META = "shard.json"
-CODES = "codes.h5"
-VECTORS = "vectors.faiss"
-PARTIAL = ".partial"
-HEADER = ("backbone", "dtype", "settings", "layers", "neurons", "vectors")
 DEFAULT_NAME = "nagindex.index"
 ENV_VAR = "NAGINDEX_INDEX"
 
@@ -46,21 +28,16 @@ def default_index_path() -> Path:
     return Path(os.environ.get(ENV_VAR) or DEFAULT_NAME)
 
 
-def shards_dir(path: Path) -> Path:
-    return Path(path) / "shards"
-
-
-def part_name(i: int, n: int) -> str:
-    """The shard directory of part ``i`` of ``n``, as ``build --shard i/N`` names it."""
-    return f"{i:05d}-of-{n:05d}"
-
-
 @dataclass
 class Shard:
     name: str
-    path: Path
+    dir: ShardDir
     offset: int          # global row of this shard's first document
     meta: dict
+
+    @property
+    def path(self) -> Path:
+        return self.dir.path
 
     @property
     def documents(self) -> int:
@@ -68,50 +45,19 @@ class Shard:
 
     @cached_property
     def store(self) -> CodeStore:
-        return CodeStore(self.path / CODES)
+        return CodeStore(self.dir.codes)
+
+    def vectors(self, flags: int = 0) -> faiss.Index:
+        """The shard's FAISS index; a damaged file is one line naming it."""
+        try:
+            return faiss.read_index(str(self.dir.vectors), flags)
+        except RuntimeError as e:
+            reason = str(e).strip().splitlines()[-1] if str(e).strip() else "unreadable"
+            raise IndexStateError(f"{self.dir.vectors}: damaged FAISS file ({reason}); build this shard again") from None
 
     @property
     def files(self) -> list[Path]:
         return [Path(f["path"]) for f in self.meta["files"]]
-
-
-def read_json(path: Path, what: str) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise IndexStateError(f"{path}: missing {what}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise IndexStateError(f"{path}: damaged {what} ({e})") from None
-
-
-def write_manifest(path: Path, manifest: dict) -> None:
-    write_json(Path(path) / MANIFEST, manifest)
-
-
-def header_of(meta: dict) -> dict:
-    """What every shard of an index shares for its codes to be comparable, from a manifest or shard.json."""
-    return {key: meta.get(key) for key in HEADER}
-
-
-def comparable(meta: dict) -> dict:
-    """The header of a manifest or shard.json as indexes compare it: the backbone by its weights'
-    hash alone, as its name and path only say where the weights were found."""
-    header = header_of(meta)
-    if isinstance(header.get("backbone"), dict):
-        header["backbone"] = {k: v for k, v in header["backbone"].items() if k not in ("name", "path")}
-    return header
-
-
-def manifest_for(shards_meta: list[dict], header: dict) -> dict:
-    """A manifest joining shards built with the same ``header`` (backbone, settings)."""
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        **header,
-        "documents": sum(int(s["documents"]) for s in shards_meta),
-        "tokens": sum(int(s["tokens"]) for s in shards_meta),
-        "shards": [{"name": s["name"], "documents": s["documents"], "tokens": s["tokens"]} for s in shards_meta],
-    }
 
 
 class Index:
@@ -126,30 +72,41 @@ class Index:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self.dir = IndexDir(self.path)
         if not self.path.exists():
             raise IndexStateError(f"{self.path}: no index here; build one with `nagindex build CORPUS -o {self.path}`")
-        manifest_path = self.path / MANIFEST
-        if not manifest_path.exists():
-            if any(shards_dir(self.path).glob(f"*{PARTIAL}")):
-                raise IndexStateError(f"{self.path}: the build is unfinished; rerun the same `nagindex build` command to resume it")
-            raise IndexStateError(f"{self.path}: not a nagindex index (no {MANIFEST})")
-        self.manifest = read_json(manifest_path, "manifest")
-        if self.manifest.get("format") != FORMAT or self.manifest.get("format_version") != FORMAT_VERSION:
-            raise IndexStateError(
-                f"{manifest_path}: format {self.manifest.get('format')!r} version "
-                f"{self.manifest.get('format_version')!r}; this nagindex reads {FORMAT!r} version {FORMAT_VERSION}")
+        manifest = self.dir.read_manifest()
+        if manifest is None:
+            raise self._not_ready()
+        self.manifest = manifest
         self.shards: list[Shard] = []
         offset = 0
-        for entry in self.manifest["shards"]:
-            spath = shards_dir(self.path) / entry["name"]
-            meta = read_json(spath / SHARD_META, "shard metadata")
-            for name in (CODES, VECTORS):
-                if not (spath / name).is_file():
-                    raise IndexStateError(f"{spath}: damaged shard, {name} is missing")
-            self.shards.append(Shard(entry["name"], spath, offset, meta))
+        for shard_dir in self.dir.listed(manifest):
+            meta = shard_dir.read_meta()
+            shard_dir.check_files(meta, self.path)
+            changed = differences(comparable(manifest), comparable(meta))
+            if changed:
+                raise IndexStateError(f"{shard_dir.path}: built with other settings than the manifest records "
+                                      f"({'; '.join(changed)}): the index is damaged")
+            self.shards.append(Shard(shard_dir.name, shard_dir, offset, meta))
             offset += int(meta["documents"])
-        if offset != int(self.manifest["documents"]):
-            raise IndexStateError(f"{manifest_path}: lists {self.manifest['documents']} documents, its shards hold {offset}")
+        if offset != int(manifest["documents"]):
+            raise IndexStateError(f"{self.dir.manifest_path}: lists {manifest['documents']} documents, its shards hold {offset}")
+
+    def _not_ready(self) -> IndexStateError:
+        """Why a directory without a manifest is not an index yet, and what to do."""
+        writer = self.dir.writer()
+        if writer is not None:
+            return IndexStateError(f"{self.path}: a build is in progress ({describe_holder(writer)}); "
+                                   "query the index once it has finished")
+        if [n for n in self.dir.partial_names() if "-of-" not in n]:
+            return IndexStateError(f"{self.path}: the build is unfinished; rerun the same `nagindex build` command to resume it")
+        parts = self.dir.unlisted_parts(set())
+        if parts:
+            done = sum(parts.values())
+            return IndexStateError(f"{self.path}: holds {done} finished of {len(parts)} parts of a sharded build, "
+                                   f"not merged yet; run `nagindex merge {self.path}` once every part is built")
+        return IndexStateError(f"{self.path}: not a nagindex index (no {self.dir.manifest_path.name})")
 
     # -- what the index was built with ---------------------------------------
 

@@ -1,33 +1,17 @@
 """What an index holds, and what each document costs on disk."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import h5py
-
-from .index import VECTORS, Index
-
-
-def _stored_bytes(path: Path) -> dict[str, int]:
-    """Bytes on disk of each kind of dataset in a code store."""
-    sizes = {"codes": 0, "impacts": 0, "df": 0, "metadata": 0}
-    with h5py.File(path, "r") as f:
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset):
-                kind = name.split("/")[0]
-                sizes[kind if kind in sizes else "metadata"] += obj.id.get_storage_size()
-        f.visititems(visit)
-    return sizes
+from .index import Index
 
 
 def describe(idx: Index) -> dict:
     sizes = {"codes": 0, "impacts": 0, "df": 0, "metadata": 0, "vectors": 0}
     total = 0
     for shard in idx.shards:
-        for kind, size in _stored_bytes(shard.path / "codes.h5").items():
-            sizes[kind] += size
-        sizes["vectors"] += (shard.path / VECTORS).stat().st_size
-        total += sum(p.stat().st_size for p in shard.path.rglob("*") if p.is_file())
+        for kind, size in shard.store.stored_bytes().items():
+            sizes[kind if kind in sizes else "metadata"] += size
+        sizes["vectors"] += shard.dir.vectors.stat().st_size
+        total += sum(f["bytes"] for f in shard.meta["stored"].values())
     n = max(idx.documents, 1)
     tokens = int(idx.manifest["tokens"])
     b = idx.backbone

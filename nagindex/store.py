@@ -1,43 +1,96 @@
-"""The HDF5 code store: one file per shard holding every document's NAG.
+"""The HDF5 code store: one file per shard holding every document's NAG, checked on every read.
 
 Layout of ``codes.h5`` (all datasets have one row per document, in corpus order):
 
-``codes/<type>``    uint16 ``[n, L, K]``: per layer, the K most impactful neuron
-                    ids in descending impact order, so any K' <= K and any
-                    subset of layers can be used at query time.
-``impacts/<type>``  float16 ``[n, L, K]``, optional: the impacts themselves.
-``ids``             utf-8 strings: the document ids.
-``tokens``          int64: each document's full token count (not truncated).
-``source_file``     uint32: index into the shard's list of corpus files.
-``source_offset``   int64: byte offset of the record in its (decompressed)
-                    file for JSONL and text, row number for Parquet.
-``text_hash``       uint64: a hash of each document's text
-                    (``nagindex.corpus.text_hashes``), to check that a text
-                    fetched back from the corpus is the one indexed; absent
-                    from stores written before it was recorded.
-``df/<type>``       int64 ``[L, N]``: in how many documents' NAGs each
-                    (layer, neuron) slot is; pool statistics for query-time
-                    weightings, computed once when the shard is finished.
-``fields/<name>``   float64, optional: a numeric corpus field kept at build
-                    time (``--keep-field``), NaN where a record has no number.
+``codes/<type>``      uint16 ``[n, L, K]``: per layer, the K most impactful neuron
+                      ids in descending impact order, so any K' <= K and any
+                      subset of layers can be used at query time.
+``checksums/<type>``  uint32: a checksum of each document's codes (below).
+``impacts/<type>``    float16 ``[n, L, K]``, optional: the impacts themselves.
+``ids``               utf-8 strings: the document ids.
+``checksums/ids``     uint32: the CRC-32 of each id's utf-8 bytes.
+``tokens``            int64: each document's full token count (not truncated).
+``source_file``       uint32: index into the shard's list of corpus files.
+``source_offset``     int64: byte offset of the record in its (decompressed)
+                      file for JSONL and text, row number for Parquet.
+``text_hash``         uint64: a hash of each document's text
+                      (``nagindex.corpus.text_hashes``), to check that a text
+                      fetched back from the corpus is the one indexed; absent
+                      from stores written before it was recorded.
+``df/<type>``         int64 ``[L, N]``: in how many documents' NAGs each
+                      (layer, neuron) slot is; pool statistics for query-time
+                      weightings, computed when the store is written.
+``fields/<name>``     float64, optional: a numeric corpus field kept at build
+                      time (``--keep-field``), NaN where a record has no number.
 
-Rows are chunked along the document axis so that a scan reads whole chunks,
-and stored without filters, so that single rows can be read through a memory
-map of the file (``CodeStore.codes_of``).
+Rows are chunked along the document axis so that a scan reads whole chunks.
+
+Checks. A flipped bit must not silently change a ranking, so every value read
+is checked, by one of two means:
+
+- HDF5's ``fletcher32`` filter on every fixed-size dataset but the codes:
+  HDF5 checks each chunk as it reads it.
+- The codes stay unfiltered, because single rows are read through a memory
+  map of the file (``CodeStore.codes_of``: 1.2 KB a row instead of its 4.9 MB
+  chunk), which a filter would rule out. Each row has its own checksum
+  instead, ``sum_j c_j * w_j mod 2**32`` over its codes ``c_j`` with fixed odd
+  weights ``w_j``: any change of a single code changes it (``w_j`` is odd), a
+  swap of two codes almost surely does, and it runs at memory speed (8 GB/s on
+  one core), so the streaming scan checks every row it scores and
+  ``codes_of`` the rows it returns. A row-level checksum also catches codes
+  that are intact but in the wrong place.
+- Ids are variable-length strings, which HDF5 cannot filter: their CRC-32s are
+  stored beside them and checked where ids are read.
+
+What these miss (damage to HDF5's own structures that still decodes, or to
+the FAISS file) the whole-file sha256 in shard.json catches, checked by
+``nagindex verify`` (see nagindex.indexdir and nagindex.verify). Every error
+reading a store is an ``IndexStateError`` of one line naming the file.
 """
 from __future__ import annotations
 
+import contextlib
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping
 
 import h5py
 import numpy as np
+from numba import njit
 
 from .errors import CodeOutOfRange, IndexStateError
 
 CHUNK_ROWS = 4096
 STR = h5py.string_dtype("utf-8")
+REQUIRED = ("ids", "tokens", "source_file", "source_offset", "checksums/ids")
+
+
+@njit(nogil=True, cache=True)
+def _row_checksums(codes, weights):
+    n, m = codes.shape
+    out = np.empty(n, np.uint32)
+    for i in range(n):
+        h = np.uint32(0)
+        for j in range(m):
+            h += np.uint32(codes[i, j]) * weights[j]
+        out[i] = h
+    return out
+
+
+def _weights(m: int) -> np.ndarray:
+    w = (np.arange(1, m + 1, dtype=np.uint64) * np.uint64(0x9E3779B1)) ^ np.uint64(0x85EBCA6B)
+    return (w & np.uint64(0xFFFFFFFF)).astype(np.uint32) | np.uint32(1)
+
+
+def row_checksums(codes: np.ndarray) -> np.ndarray:
+    """uint32 ``[n]``: the checksum of each row of ``codes`` ``[n, ...]`` (see the module's docstring)."""
+    flat = np.ascontiguousarray(codes).reshape(len(codes), int(np.prod(codes.shape[1:])))
+    return _row_checksums(flat, _weights(flat.shape[1]))
+
+
+def id_checksums(ids) -> np.ndarray:
+    return np.fromiter((zlib.crc32(i.encode("utf-8", "surrogatepass")) for i in ids), np.uint32, len(ids))
 
 
 @dataclass
@@ -57,71 +110,113 @@ class Rows:
         return len(self.ids)
 
 
-def write_rows(path: str | Path, rows: Rows) -> None:
-    """Write ``rows`` as a complete store at ``path`` (callers rename it into place)."""
-    n = len(rows)
-    with h5py.File(path, "w") as f:
-        _create(f, "ids", np.asarray(rows.ids, dtype=object), STR)
-        _create(f, "tokens", rows.tokens.astype(np.int64))
-        _create(f, "source_file", rows.source_file.astype(np.uint32))
-        _create(f, "source_offset", rows.source_offset.astype(np.int64))
-        if rows.text_hash is not None:
-            _create(f, "text_hash", rows.text_hash.astype(np.uint64))
+class StoreWriter:
+    """Writes a store of ``n`` rows block by block, with its checksums and, given ``neurons``
+    (``type -> N``), its slot counts; callers write to a temporary path and rename it into place."""
+
+    def __init__(self, path: str | Path, n: int, neurons: Mapping[str, int] | None = None):
+        self.n, self.neurons = n, dict(neurons or {})
+        self._f = h5py.File(path, "w")
+        self._df: dict[str, np.ndarray] = {}
+
+    def write(self, start: int, rows: Rows) -> None:
+        columns = {"ids": np.asarray(rows.ids, dtype=object), "checksums/ids": id_checksums(rows.ids),
+                   "tokens": rows.tokens.astype(np.int64), "source_file": rows.source_file.astype(np.uint32),
+                   "source_offset": rows.source_offset.astype(np.int64)}
         for t, c in rows.codes.items():
-            _create(f, f"codes/{t}", c.astype(np.uint16, copy=False))
-        for t, v in rows.impacts.items():
-            _create(f, f"impacts/{t}", v.astype(np.float16, copy=False))
-        for name, v in rows.fields.items():
-            _create(f, f"fields/{name}", v.astype(np.float64, copy=False))
-        f.attrs["rows"] = n
+            columns[f"codes/{t}"] = c.astype(np.uint16, copy=False)
+            columns[f"checksums/{t}"] = row_checksums(columns[f"codes/{t}"])
+            if t in self.neurons:
+                self._count(t, columns[f"codes/{t}"])
+        if rows.text_hash is not None:
+            columns["text_hash"] = rows.text_hash.astype(np.uint64)
+        columns.update({f"impacts/{t}": v.astype(np.float16, copy=False) for t, v in rows.impacts.items()})
+        columns.update({f"fields/{name}": v.astype(np.float64, copy=False) for name, v in rows.fields.items()})
+        for name, data in columns.items():
+            if name not in self._f:
+                self._create(name, data)
+            self._f[name][start:start + len(data)] = data
+
+    def _create(self, name: str, data: np.ndarray) -> None:
+        tail = data.shape[1:]
+        strings = data.dtype == object
+        codes = name.startswith("codes/")
+        self._f.create_dataset(name, shape=(self.n, *tail), dtype=STR if strings else data.dtype,
+                               chunks=(max(1, min(self.n, CHUNK_ROWS)), *tail) if self.n else None,
+                               fletcher32=bool(self.n) and not (strings or codes))
+
+    def _count(self, neuron_type: str, codes: np.ndarray) -> None:
+        n, L = self.neurons[neuron_type], codes.shape[1]
+        slots = codes.astype(np.int64) + (np.arange(L, dtype=np.int64) * n)[None, :, None]
+        counts = np.bincount(slots.ravel(), minlength=L * n).reshape(L, n)
+        self._df[neuron_type] = self._df.get(neuron_type, 0) + counts
+
+    def close(self) -> None:
+        for t, df in self._df.items():
+            self._f.create_dataset(f"df/{t}", data=df, fletcher32=True, chunks=df.shape)
+        self._f.attrs["rows"] = self.n
+        self._f.close()
+
+    def __enter__(self) -> "StoreWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is None:
+            self.close()
+        else:
+            self._f.close()
 
 
-def concat_stores(parts: list[str | Path], path: str | Path) -> int:
-    """Copy the part stores, in order, into one store at ``path``; return its rows."""
-    sizes = []
-    for p in parts:
-        with h5py.File(p, "r") as f:
-            sizes.append(int(f.attrs["rows"]))
-    n = sum(sizes)
-    with h5py.File(parts[0], "r") as first, h5py.File(path, "w") as out:
-        names = []
-        first.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
-        for name in names:
-            src = first[name]
-            out.create_dataset(name, shape=(n, *src.shape[1:]), dtype=src.dtype,
-                               chunks=_chunks(n, src.shape[1:]) if n else None)
-        start = 0
-        for p, size in zip(parts, sizes):
-            with h5py.File(p, "r") as f:
-                for name in names:
-                    out[name][start:start + size] = f[name][...]
-            start += size
-        out.attrs["rows"] = n
+def write_rows(path: str | Path, rows: Rows, neurons: Mapping[str, int] | None = None) -> None:
+    """Write ``rows`` as a complete store at ``path`` (callers rename it into place)."""
+    with StoreWriter(path, len(rows), neurons) as out:
+        out.write(0, rows)
+
+
+def concat_stores(parts: list[str | Path], path: str | Path, neurons: Mapping[str, int]) -> int:
+    """Copy the part stores, in order and checked, into one store at ``path``; return its rows."""
+    stores = [CodeStore(p) for p in parts]
+    try:
+        n = sum(s.rows for s in stores)
+        with StoreWriter(path, n, neurons) as out:
+            start = 0
+            for store in stores:
+                out.write(start, store.read_rows())
+                start += store.rows
+    finally:
+        for store in stores:
+            store.close()
     return n
 
 
-def add_slot_counts(path: str | Path, neurons: Mapping[str, int], chunk_rows: int = 65536) -> None:
-    """Count, per type, how many documents hold each (layer, neuron) slot."""
-    with h5py.File(path, "r+") as f:
-        for t, n in neurons.items():
-            codes = f[f"codes/{t}"]
-            L = codes.shape[1]
-            offsets = (np.arange(L, dtype=np.int64) * n)[None, :, None]
-            df = np.zeros(L * n, np.int64)
-            for start in range(0, codes.shape[0], chunk_rows):
-                block = codes[start:start + chunk_rows].astype(np.int64) + offsets
-                df += np.bincount(block.ravel(), minlength=L * n)
-            f.create_dataset(f"df/{t}", data=df.reshape(L, n))
-
-
 class CodeStore:
-    """Read access to one shard's ``codes.h5``."""
+    """Read access to one shard's ``codes.h5``, every value checked (``verify=False`` only to
+    measure what the checks cost, in tools.bench_query)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, verify: bool = True):
         self.path = Path(path)
-        self._f = h5py.File(self.path, "r")
-        self.rows = int(self._f.attrs["rows"])
+        self.verify = verify
+        try:
+            self._f = h5py.File(self.path, "r")
+        except (OSError, ValueError) as e:
+            raise IndexStateError(f"{self.path}: not a readable code store ({_reason(e)}); "
+                                  "the file is damaged: build this shard again") from None
+        with self._reading("its layout"):
+            self.rows = int(self._f.attrs["rows"])
+            missing = [name for name in (*REQUIRED, *(f"checksums/{t}" for t in self.types)) if name not in self._f]
+            if missing or not self.types:
+                raise IndexStateError(f"{self.path}: damaged code store, no dataset {(missing or ['codes'])[0]!r}; "
+                                      "build this shard again")
         self._mapped: dict[str, list[np.ndarray] | None] = {}
+
+    @contextlib.contextmanager
+    def _reading(self, what: str):
+        """Any failure to read ``what`` (a filter's checksum, a damaged structure) as one line naming the file."""
+        try:
+            yield
+        except (OSError, KeyError, ValueError, RuntimeError) as e:
+            raise IndexStateError(f"{self.path}: cannot read {what} ({_reason(e)}): the file is damaged; "
+                                  "build this shard again") from None
 
     def close(self) -> None:
         self._mapped.clear()
@@ -142,29 +237,53 @@ class CodeStore:
         return "impacts" in self._f
 
     def codes(self, neuron_type: str) -> h5py.Dataset:
-        return self._f[f"codes/{neuron_type}"]
+        """The codes dataset itself, unchecked: for its shape and dtype; read rows with
+        ``read_codes``, ``iter_codes`` or ``codes_of``."""
+        with self._reading(f"codes/{neuron_type}"):
+            return self._f[f"codes/{neuron_type}"]
 
     def impacts(self, neuron_type: str) -> h5py.Dataset:
         return self._f[f"impacts/{neuron_type}"]
 
+    def read_codes(self, neuron_type: str, start: int, stop: int) -> np.ndarray:
+        """``codes[start:stop]``, checked."""
+        with self._reading(f"codes/{neuron_type} rows {start}..{stop}"):
+            codes = self.codes(neuron_type)[start:stop]
+            if self.verify:
+                self._check(neuron_type, np.arange(start, start + len(codes)), codes,
+                            self._f[f"checksums/{neuron_type}"][start:stop])
+        return codes
+
+    def _check(self, neuron_type: str, rows: np.ndarray, codes: np.ndarray, stored: np.ndarray) -> None:
+        bad = np.flatnonzero(row_checksums(codes) != stored)
+        if len(bad):
+            row = int(rows[bad[0]])
+            raise IndexStateError(f"{self.path}: the {neuron_type} codes of document {self.ids_of(np.array([row]))[0]!r} "
+                                  f"(row {row}{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}) do not match "
+                                  "their checksum: the file is damaged; build this shard again")
+
     def codes_of(self, neuron_type: str, rows: np.ndarray) -> np.ndarray:
-        """``codes[rows]`` for any rows (unsorted, repeated).
+        """``codes[rows]`` for any rows (unsorted, repeated), checked.
 
         Approximate search reads a few rows from nearly every chunk of a large
         shard; through the memory map each row costs its own pages (1.2 KB)
         instead of its chunk (4.9 MB).
         """
-        chunks = self._chunks_mapped(neuron_type)
-        if chunks is None:
-            return take_rows(self.codes(neuron_type), rows)
         rows = np.asarray(rows, dtype=np.int64)
-        per = len(chunks[0])
-        out = np.empty((len(rows), *chunks[0].shape[1:]), chunks[0].dtype)
-        order = np.argsort(rows, kind="stable")
-        ordered = rows[order]
-        blocks, starts = np.unique(ordered // per, return_index=True)
-        for b, start, end in zip(blocks, starts, [*starts[1:], len(rows)]):
-            out[order[start:end]] = chunks[b][ordered[start:end] - b * per]
+        with self._reading(f"codes/{neuron_type}"):
+            chunks = self._chunks_mapped(neuron_type)
+            if chunks is None:
+                out = take_rows(self.codes(neuron_type), rows)
+            else:
+                per = len(chunks[0])
+                out = np.empty((len(rows), *chunks[0].shape[1:]), chunks[0].dtype)
+                order = np.argsort(rows, kind="stable")
+                ordered = rows[order]
+                blocks, starts = np.unique(ordered // per, return_index=True)
+                for b, start, end in zip(blocks, starts, [*starts[1:], len(rows)]):
+                    out[order[start:end]] = chunks[b][ordered[start:end] - b * per]
+            if self.verify:
+                self._check(neuron_type, rows, out, take_rows(self._f[f"checksums/{neuron_type}"], rows))
         return out
 
     def _chunks_mapped(self, neuron_type: str) -> list[np.ndarray] | None:
@@ -181,24 +300,46 @@ class CodeStore:
                 file = np.memmap(self.path, dtype=np.uint8, mode="r")
                 for i in range(len(chunks)):
                     info = ds.id.get_chunk_info(i)
-                    if info.byte_offset is not None and info.size == chunk_bytes:
+                    if info.byte_offset is not None and info.size == chunk_bytes \
+                            and info.byte_offset + chunk_bytes <= len(file):
                         chunks[info.chunk_offset[0] // per] = np.ndarray((per, *ds.shape[1:]), ds.dtype, file,
                                                                          info.byte_offset)
             self._mapped[neuron_type] = chunks if chunks and all(c is not None for c in chunks) else None
         return self._mapped[neuron_type]
 
     def slot_counts(self, neuron_type: str) -> np.ndarray:
-        return self._f[f"df/{neuron_type}"][...]
+        with self._reading(f"df/{neuron_type}"):
+            return self._f[f"df/{neuron_type}"][...]
 
     def field(self, name: str) -> np.ndarray | None:
         """A corpus field kept at build time, or None if this shard did not keep it."""
-        return self._f[f"fields/{name}"][...] if f"fields/{name}" in self._f else None
+        with self._reading(f"fields/{name}"):
+            return self._f[f"fields/{name}"][...] if f"fields/{name}" in self._f else None
 
-    def ids(self, rows=slice(None)) -> np.ndarray:
-        return self._f["ids"].asstr()[rows]
+    def ids(self, rows: slice = slice(None)) -> np.ndarray:
+        """Ids of a slice of rows, checked."""
+        with self._reading("ids"):
+            ids = self._f["ids"].asstr()[rows]
+            sums = self._f["checksums/ids"][rows]
+        self._check_ids(np.arange(*rows.indices(self.rows)), ids, sums)
+        return ids
 
     def ids_of(self, rows: np.ndarray) -> np.ndarray:
-        return take_rows(self._f["ids"].asstr(), rows)
+        """Ids of any rows (unsorted, repeated), checked."""
+        rows = np.asarray(rows, dtype=np.int64)
+        with self._reading("ids"):
+            ids = take_rows(self._f["ids"].asstr(), rows)
+            sums = take_rows(self._f["checksums/ids"], rows)
+        self._check_ids(rows, ids, sums)
+        return ids
+
+    def _check_ids(self, rows: np.ndarray, ids: np.ndarray, stored: np.ndarray) -> None:
+        if not self.verify:
+            return
+        bad = np.flatnonzero(id_checksums(ids) != stored)
+        if len(bad):
+            raise IndexStateError(f"{self.path}: the id at row {int(rows[bad[0]])} ({ids[bad[0]]!r}) does not match "
+                                  "its checksum: the file is damaged; build this shard again")
 
     def damaged_code(self, error: CodeOutOfRange, neuron_type: str, row: int) -> IndexStateError:
         """What to tell the user of a code the kernels found out of range at ``row`` of this store."""
@@ -220,24 +361,54 @@ class CodeStore:
         return out
 
     def tokens(self) -> np.ndarray:
-        return self._f["tokens"][...]
+        with self._reading("tokens"):
+            return self._f["tokens"][...]
 
     def text_hashes(self, rows: np.ndarray) -> np.ndarray | None:
         """The text hashes of ``rows``, or None for a store written before they were recorded."""
         return take_rows(self._f["text_hash"], rows) if "text_hash" in self._f else None
 
+    def text_hashes(self, rows: np.ndarray) -> np.ndarray | None:
+        """The text hashes of ``rows``, or None for a store written before they were recorded."""
+        with self._reading("text_hash"):
+            return take_rows(self._f["text_hash"], rows) if "text_hash" in self._f else None
+
     def sources(self) -> tuple[np.ndarray, np.ndarray]:
-        return self._f["source_file"][...], self._f["source_offset"][...]
+        with self._reading("source_file and source_offset"):
+            return self._f["source_file"][...], self._f["source_offset"][...]
+
+    def stored_bytes(self) -> dict[str, int]:
+        """Bytes on disk of each top-level dataset or group (``codes``, ``ids``, ``df`` ...)."""
+        sizes: dict[str, int] = {}
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                top = name.split("/")[0]
+                sizes[top] = sizes.get(top, 0) + obj.id.get_storage_size()
+
+        with self._reading("its layout"):
+            self._f.visititems(visit)
+        return sizes
+
+    def read_rows(self) -> Rows:
+        """Every row, checked, as the build wrote them."""
+        files, offsets = self.sources()
+        with self._reading("impacts and fields"):
+            impacts = {t: self._f[f"impacts/{t}"][...] for t in self._f.get("impacts", {})}
+            fields = {name: self._f[f"fields/{name}"][...] for name in self._f.get("fields", {})}
+        hashes = self.text_hashes(np.arange(self.rows))
+        return Rows(ids=list(self.ids()), tokens=self.tokens(), source_file=files, source_offset=offsets,
+                    codes={t: self.read_codes(t, 0, self.rows) for t in self.types}, impacts=impacts, fields=fields,
+                    text_hash=hashes)
 
     def iter_codes(self, neuron_type: str, chunk_rows: int = 4 * CHUNK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(first_row, codes[first_row:first_row+chunk])`` over the whole store.
+        """Yield ``(first_row, codes[first_row:first_row+chunk])`` over the whole store, checked.
 
         The default chunk (20 MB of codes) stays under glibc's mmap threshold, so
         read buffers are reused instead of being mapped and faulted in afresh.
         """
-        ds = self.codes(neuron_type)
         for start in range(0, self.rows, chunk_rows):
-            yield start, ds[start:start + chunk_rows]
+            yield start, self.read_codes(neuron_type, start, start + chunk_rows)
 
 
 def take_rows(ds: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
@@ -263,11 +434,7 @@ def take_rows(ds: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
     return np.concatenate(pieces)[inverse] if pieces else ds[0:0]
 
 
-def _chunks(n: int, tail: tuple[int, ...]) -> tuple[int, ...]:
-    return (max(1, min(n, CHUNK_ROWS)), *tail)
-
-
-def _create(f: h5py.File, name: str, data: np.ndarray, dtype=None) -> None:
-    n = len(data)
-    f.create_dataset(name, data=data, dtype=dtype or data.dtype,
-                     chunks=_chunks(n, data.shape[1:]) if n else None)
+def _reason(e: BaseException) -> str:
+    """The gist of an h5py error: its last line, without HDF5's call stack."""
+    text = str(e).strip().splitlines()
+    return text[-1] if text else type(e).__name__

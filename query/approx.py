@@ -28,7 +28,7 @@ import numpy as np
 
 from nagindex.errors import NagindexError
 from nagindex.faiss_index import MAX_K, ivf_of, set_nprobe, to_gpus
-from nagindex.index import VECTORS, Index, Shard
+from nagindex.index import Index, Shard
 from nagindex.sketch import Sketch, SlotMap
 
 from .budget import Budget
@@ -101,7 +101,7 @@ class ApproxSearch:
         """Memory-mapped where the installed FAISS can (flat codes): concurrent queries then share
         one copy in the page cache instead of each reading its own."""
         flags = getattr(faiss, "IO_FLAG_MMAP_IFC", 0) | faiss.IO_FLAG_READ_ONLY
-        return [(s, faiss.read_index(str(s.path / VECTORS), flags), self.sketch.shard_layout(s.store, self.neuron_type))
+        return [(s, s.vectors(flags), self.sketch.shard_layout(s.store, self.neuron_type))
                 for s in self.index.shards]
 
     @cached_property

@@ -14,12 +14,11 @@ index lies, so the index must be on a file system every worker sees.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
 from nagindex.cluster import connect, worker_errors
-from nagindex.index import CODES, Index
+from nagindex.index import Index
 from nagindex.store import CodeStore
 
 from .budget import Budget
@@ -41,7 +40,7 @@ def fan_out(index: Index, profiles: Profiles, neuron_type: str, budgets: list[Bu
     ray = connect(ray_address)
     score, within = ray.remote(num_returns=2)(_score_shard), ray.remote(_within)
     shared = ray.put(profiles)
-    paths = [str(shard.path.absolute()) for shard in index.shards]
+    paths = [str(shard.dir.codes.absolute()) for shard in index.shards]
     with worker_errors():
         scored = [score.remote(path, shared, neuron_type) for path in paths]
         summaries = ray.get([summary for summary, _ in scored])
@@ -64,7 +63,7 @@ def fan_out(index: Index, profiles: Profiles, neuron_type: str, budgets: list[Bu
 
 def _score_shard(path: str, profiles: Profiles, neuron_type: str) -> tuple[list[Summary], np.ndarray]:
     """Per target, the summary of the shard's distances; and its similarities ``[n, M]``, kept for ``_within``."""
-    with CodeStore(Path(path) / CODES) as store:
+    with CodeStore(path) as store:
         with damage_reported(lambda e: store.damaged_code(e, neuron_type, e.row)):
             sums = score_stream(store.iter_codes(neuron_type), store.rows, profiles.table, profiles.layers,
                                 profiles.top_k)
@@ -75,7 +74,7 @@ def _score_shard(path: str, profiles: Profiles, neuron_type: str) -> tuple[list[
 
 def _within(path: str, sims: np.ndarray, limits: list[float]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per target: the shard's rows at or below its limit, their similarities and token counts."""
-    with CodeStore(Path(path) / CODES) as store:
+    with CodeStore(path) as store:
         tokens = store.tokens()
     out = []
     for m, limit in enumerate(limits):

@@ -8,15 +8,16 @@ import pytest
 from nagindex import faiss_index
 from nagindex.errors import NagindexError
 from nagindex.faiss_index import MAX_K, gpus
-from nagindex.index import VECTORS, Index
+from nagindex.index import Index
 from nagindex.sketch import Sketch
-from nagindex.store import Rows, add_slot_counts, write_rows
+from nagindex.store import Rows, write_rows
+from nagindex.synthetic import NEURON_TYPE, Pool
+from indexer.synthetic import make_index
 from query.approx import AUTO_MIN_POOL, _searcher, choose, resolve
 from query.budget import Budget
 from query.profile import ScoreSpec, build_profiles
 from query.selector import Selector
 from query.targets import Targets
-from tools.bench_faiss import NEURON_TYPE, Pool, make_index
 
 needs_faiss_gpu = pytest.mark.skipif(not gpus(), reason="needs faiss-gpu (nagindex[gpu]) and a GPU")
 
@@ -34,8 +35,7 @@ def pool() -> Pool:
 def _write_store(path, codes: np.ndarray, first: int, tokens: np.ndarray):
     rows = np.arange(first, first + len(codes))
     write_rows(path, Rows(ids=[f"doc-{r:06d}" for r in rows], tokens=tokens, source_file=np.zeros(len(rows), np.uint32),
-                          source_offset=rows, codes={NEURON_TYPE: codes}))
-    add_slot_counts(path, {NEURON_TYPE: NEURONS})
+                          source_offset=rows, codes={NEURON_TYPE: codes}), {NEURON_TYPE: NEURONS})
     return path
 
 
@@ -142,7 +142,7 @@ def test_ivf_lists_visited_follow_nprobe(ivf, pool):
 
 def test_a_search_beyond_faiss_gpu_limits_runs_on_the_cpu_copy(flat):
     index = Index(flat)
-    vectors = faiss.read_index(str(index.shards[0].path / VECTORS))
+    vectors = index.shards[0].vectors()
     index.close()
     on_gpus = faiss.IndexFlatIP(vectors.d)      # stands in for the GPUs' copy: only which one is asked matters
     assert _searcher(vectors, on_gpus, MAX_K, None) is on_gpus

@@ -84,8 +84,9 @@ def test_append_adds_a_shard_and_refuses_other_settings(tiny_model, demo, tmp_pa
     assert idx.ids.tolist()[: len(first["ids"])] == first["ids"]
     result = build(tiny_model, demo / "corpus" / "web-01.jsonl.gz", index, "--append", "--top-k", "10", ok=False)
     assert result.exit_code != 0 and "settings" in result.output
-    result = build(tiny_model, demo / "corpus" / "web-00.jsonl", index, "--append", ok=False)
-    assert "already in" in result.output
+    result = build(tiny_model, demo / "corpus" / "web-00.jsonl", index, demo / "corpus" / "web-01.jsonl.gz",
+                   "--append", ok=False)
+    assert "web-00.jsonl is already in" in result.output
     again = tmp_path / "again.jsonl"
     again.write_text(json.dumps({"id": "new-doc", "text": "a new text"}) + "\n"
                      + json.dumps({"id": first["ids"][3], "text": "another text, an id already indexed"}) + "\n")

@@ -27,18 +27,19 @@ topic, so the tables hold integers and the kernel must match NumPy exactly.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numba
 import numpy as np
 from numba import njit, prange
 
 from nagindex.atomic import atomic_path
-from nagindex.store import CHUNK_ROWS, STR, CodeStore
+from nagindex.errors import IndexStateError
+from nagindex.store import CodeStore, Rows, StoreWriter
 from query.scoring import numpy_gather, score_stream
 from query.scoring_torch import score_stream_torch
 
@@ -104,29 +105,18 @@ def synthetic_store(directory: Path, docs: int, seed: int) -> tuple[Path, Corpus
     corpus = Corpus.make(seed)
     path = directory / f"codes-{docs}-seed{seed}.h5"
     if path.exists():
-        with h5py.File(path, "r") as f:
-            if f.attrs.get("rows") == docs and f[f"codes/{NEURON_TYPE}"].shape == (docs, LAYERS, K):
+        with contextlib.suppress(IndexStateError), CodeStore(path) as store:     # else a store of an older layout
+            if store.rows == docs and store.codes(NEURON_TYPE).shape == (docs, LAYERS, K):
                 print(f"reusing {path}")
                 return path, corpus
     directory.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        def dataset(name, dtype, tail=()):
-            return f.create_dataset(name, shape=(docs, *tail), dtype=dtype,
-                                    chunks=(min(docs, CHUNK_ROWS), *tail))
-
-        codes = dataset(f"codes/{NEURON_TYPE}", np.uint16, (LAYERS, K))
-        ids, tokens = dataset("ids", STR), dataset("tokens", np.int64)
-        source_file, source_offset = dataset("source_file", np.uint32), dataset("source_offset", np.int64)
+    with atomic_path(path) as tmp, StoreWriter(tmp, docs, {NEURON_TYPE: NEURONS}) as out:
         for start in range(0, docs, WRITE_ROWS):
-            n = min(WRITE_ROWS, docs - start)
-            rows = np.arange(start, start + n)
-            codes[start:start + n] = corpus.codes(start, n)
-            ids[start:start + n] = np.char.add("doc-", rows.astype(str)).astype(object)
-            tokens[start:start + n] = 120 + rows % 800
-            source_file[start:start + n] = 0
-            source_offset[start:start + n] = rows
-        f.attrs["rows"] = docs
+            rows = np.arange(start, min(docs, start + WRITE_ROWS))
+            out.write(start, Rows(ids=np.char.add("doc-", rows.astype(str)).tolist(), tokens=120 + rows % 800,
+                                  source_file=np.zeros(len(rows), np.uint32), source_offset=rows,
+                                  codes={NEURON_TYPE: corpus.codes(start, len(rows))}))
     print(f"wrote {path} ({path.stat().st_size / 1e9:.1f} GB) in {time.perf_counter() - t:.0f} s")
     return path, corpus
 

@@ -1,0 +1,43 @@
+"""An index over ready-made code stores (nagindex.synthetic's), for tests and benchmarks of search.
+
+Each store becomes one shard, hard-linked into the index, not copied (the
+stores of a benchmark run to gigabytes; a hard link keeps the index inside its
+own directory, which opening an index demands, where a symbolic link would
+not). Vectors, shard metadata and manifest are written as a build writes them.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from nagindex.indexdir import IndexDir
+from nagindex.sketch import DEFAULT_DIM, DEFAULT_FAISS, Sketch
+from nagindex.store import CodeStore
+from nagindex.synthetic import NEURON_TYPE, Pool, header
+
+from .vectors import build_vectors
+
+
+def make_index(path: Path, stores: list[Path], pool: Pool, spec: str = DEFAULT_FAISS, dim: int = DEFAULT_DIM) -> float:
+    """An index at ``path`` over ``stores`` (one shard each) with ``spec`` vectors of ``dim``
+    dimensions; returns the seconds spent building the vectors."""
+    index = IndexDir(path)
+    head = header(pool, spec, dim)
+    sketch = Sketch.from_dict(head["vectors"]["sketch"])
+    metas, seconds = [], 0.0
+    with index.lock():
+        for i, store_path in enumerate(stores):
+            shard = index.shard(f"{i:05d}")
+            shard.path.mkdir(parents=True, exist_ok=True)
+            if not shard.codes.exists():
+                os.link(store_path, shard.codes)
+            with CodeStore(shard.codes) as store:
+                t = time.perf_counter()
+                build_vectors(store, NEURON_TYPE, sketch, spec, shard.vectors)
+                seconds += time.perf_counter() - t
+                meta = {"name": shard.name, **head, "documents": store.rows, "tokens": int(store.tokens().sum()),
+                        "files": [], "text_field": "text", "id_field": "id", "skipped": 0}
+            metas.append(shard.write_meta(meta))
+        index.write_manifest(metas, head)
+    return seconds

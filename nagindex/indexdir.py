@@ -1,0 +1,392 @@
+"""The layout of an index directory: the one module that knows where everything lies.
+
+::
+
+    my.index/
+      manifest.json              format, header, totals and the shards, in index order
+      locks/index.lock           held by the one writer of the index (build, --append, merge)
+      locks/index.json           who holds it: pid, host, command, since
+      locks/00001-of-00004.lock  held by the build of one --shard part (and its .json)
+      shards/00000/              a finished shard, part of the index once the manifest lists it
+        shard.json               header, documents, tokens, corpus files (path, size, mtime),
+                                 the text and id fields, and each stored file's size and sha256
+        codes.h5                 the code store (nagindex.store)
+        vectors.faiss            one vector per document (nagindex.sketch)
+        skipped.jsonl            records that --skip-bad passed over, if any
+      shards/00001.partial/      a build or append in progress, resumable:
+        plan.json                what it was asked to do (a rerun must ask the same)
+        part-000000.h5 ...       one code store per finished window of documents
+      shards/00000-of-00004/     part 0 of 4 of a sharded build, listed by `nagindex merge`
+
+The *header* is what every shard of an index shares for its codes to be
+comparable: backbone, its dtype, extraction settings, layers, neurons per type, vectors.
+
+A shard is finished once its directory has lost the ``.partial`` suffix, and
+part of the index once the manifest lists it; both steps are atomic renames,
+so a reader sees the old index or the new one, never half of either.
+
+An index is data, possibly from elsewhere: names and paths read from it are
+checked before use. Shard names are the ones above; a shard's files must lie
+in its own directory (a symbolic link out of the index is refused); the corpus
+files a shard names must be absolute, normalised paths of corpus file types,
+whose recorded size is checked before they are read.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shlex
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from .atomic import remove_leftovers, rename_durably, write_json
+from .corpus import SUFFIXES
+from .errors import IndexStateError
+
+FORMAT = "nagindex"
+FORMAT_VERSION = 2
+MANIFEST = "manifest.json"
+SHARDS = "shards"
+LOCKS = "locks"
+SHARD_META = "shard.json"
+PLAN = "plan.json"
+CODES = "codes.h5"
+VECTORS = "vectors.faiss"
+SKIPPED = "skipped.jsonl"
+PARTIAL = ".partial"
+HEADER = ("backbone", "dtype", "settings", "layers", "neurons", "vectors")
+STORED = (CODES, VECTORS, SKIPPED)      # the files of a finished shard whose size and sha256 it records
+SHARD_NAME = re.compile(r"(\d{5})(?:-of-(\d{5}))?")
+PART_FILE = re.compile(r"part-(\d{6})\.h5")
+WAIT_FOR_LOCK = 1.0     # seconds a writer waits for a lock that a reader may be probing
+
+
+def part_name(i: int, n: int) -> str:
+    """The shard directory of part ``i`` of ``n``, as ``build --shard i/N`` names it."""
+    return f"{i:05d}-of-{n:05d}"
+
+
+def header_of(meta: dict) -> dict:
+    """What every shard of an index shares for its codes to be comparable, from a manifest or shard.json."""
+    return {key: meta.get(key) for key in HEADER}
+
+
+def comparable(meta: dict) -> dict:
+    """The header of a manifest, shard.json or plan as indexes compare it: the backbone by its
+    weights' hash alone, as its name and path only say where the weights were found."""
+    header = header_of(meta)
+    if isinstance(header.get("backbone"), dict):
+        header["backbone"] = {k: v for k, v in header["backbone"].items() if k not in ("name", "path")}
+    return header
+
+
+def differences(before: dict, after: dict, prefix: str = "") -> list[str]:
+    """``"settings.top_k: 20, now 10"`` for each leaf where two headers differ."""
+    out = []
+    for key in sorted(set(before) | set(after)):
+        a, b = before.get(key), after.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a}, now {b}")
+    return out
+
+
+def read_json(path: Path, what: str) -> dict:
+    """A JSON object, or one line naming the file."""
+    try:
+        obj = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise IndexStateError(f"{path}: missing {what}") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise IndexStateError(f"{path}: damaged {what} ({e})") from None
+    if not isinstance(obj, dict):
+        raise IndexStateError(f"{path}: damaged {what} (not a JSON object)")
+    return obj
+
+
+def sha256_of(path: Path, block: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return os.path.realpath(path).startswith(os.path.realpath(root) + os.sep)
+
+
+@dataclass(frozen=True)
+class ShardDir:
+    """One shard's directory, finished or ``.partial``."""
+
+    name: str
+    path: Path
+
+    @property
+    def codes(self) -> Path:
+        return self.path / CODES
+
+    @property
+    def vectors(self) -> Path:
+        return self.path / VECTORS
+
+    @property
+    def skipped(self) -> Path:
+        return self.path / SKIPPED
+
+    @property
+    def plan_path(self) -> Path:
+        return self.path / PLAN
+
+    @property
+    def is_finished(self) -> bool:
+        return (self.path / SHARD_META).is_file()
+
+    def part(self, k: int) -> Path:
+        return self.path / f"part-{k:06d}.h5"
+
+    def parts(self) -> list[Path]:
+        """The finished windows' part files, in window order."""
+        found = [p for p in self.path.iterdir() if PART_FILE.fullmatch(p.name)] if self.path.is_dir() else []
+        return sorted(found)
+
+    def read_plan(self) -> dict | None:
+        return read_json(self.plan_path, "build plan") if self.plan_path.exists() else None
+
+    def start(self, plan: dict) -> None:
+        """Create the directory of a new build and record what it was asked to do."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json(self.plan_path, plan)
+
+    def read_meta(self) -> dict:
+        """shard.json, checked: its name, its corpus paths, the files it records."""
+        meta = read_json(self.path / SHARD_META, "shard metadata")
+        where = self.path / SHARD_META
+        for key in ("documents", "tokens", "files", "stored"):
+            if key not in meta:
+                raise IndexStateError(f"{where}: damaged shard metadata (no {key!r})")
+        for f in meta["files"]:
+            p = f.get("path") if isinstance(f, dict) else None
+            if not isinstance(p, str) or not os.path.isabs(p) or os.path.normpath(p) != p or "\0" in p \
+                    or not p.endswith(SUFFIXES):
+                raise IndexStateError(f"{where}: refusing corpus file {p!r}: not an absolute, normalised path "
+                                      f"of a corpus file ({', '.join(SUFFIXES)})")
+        if not set(meta["stored"]) <= set(STORED):
+            raise IndexStateError(f"{where}: records unknown files {sorted(set(meta['stored']) - set(STORED))}")
+        return meta
+
+    def write_meta(self, meta: dict) -> dict:
+        """Write shard.json, recording the size and sha256 of every stored file (written before it)."""
+        stored = {name: {"bytes": (self.path / name).stat().st_size, "sha256": sha256_of(self.path / name)}
+                  for name in STORED if (self.path / name).is_file()}
+        meta = {**meta, "stored": stored}
+        write_json(self.path / SHARD_META, meta)
+        return meta
+
+    def check_files(self, meta: dict, root: Path) -> None:
+        """Every stored file is here, inside the index, with its recorded size: cheap, on every open."""
+        for name in (CODES, VECTORS):
+            if name not in meta["stored"]:
+                raise IndexStateError(f"{self.path / SHARD_META}: damaged shard metadata (records no {name})")
+        for name, want in meta["stored"].items():
+            p = self.path / name
+            if not p.is_file():
+                raise IndexStateError(f"{p}: missing; the shard is damaged, build it again")
+            if not _inside(p, root):
+                raise IndexStateError(f"{p}: refusing a file outside the index ({os.path.realpath(p)})")
+            if p.stat().st_size != want["bytes"]:
+                raise IndexStateError(f"{p}: {p.stat().st_size:,} bytes, shard.json records {want['bytes']:,}: "
+                                      "the file is truncated or was changed; build this shard again")
+
+    def damaged_files(self, meta: dict) -> list[str]:
+        """The stored files whose content no longer matches the sha256 recorded at build time."""
+        out = []
+        for name, want in meta["stored"].items():
+            p = self.path / name
+            if not p.is_file():
+                out.append(f"{p}: missing")
+            elif sha256_of(p) != want["sha256"]:
+                out.append(f"{p}: sha256 differs from the one recorded at build time: the file is damaged")
+        return out
+
+    def clean(self) -> None:
+        """Remove what killed writers left here (temporary files); only while holding its lock."""
+        remove_leftovers(self.path)
+
+
+class Lock:
+    """A writer's lock (``filelock``) and, beside it, who holds it.
+
+    The operating system drops the lock when its holder dies, kill -9 included;
+    the holder's record then stays, stale, until the next writer replaces it.
+    """
+
+    def __init__(self, path: Path, what: str):
+        self.path, self.what = path, what
+        self.record = path.with_suffix(".json")
+        self._lock = FileLock(path)
+
+    def __enter__(self) -> "Lock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire(timeout=WAIT_FOR_LOCK)
+        except Timeout:
+            holder = self.holder()
+            who = describe_holder(holder) if holder else "another process"
+            raise IndexStateError(f"{self.what} is being written by {who}; wait for it to finish") from None
+        write_json(self.record, {"pid": os.getpid(), "host": socket.gethostname(),
+                                 "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+                                 "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")})
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.record.unlink(missing_ok=True)
+        self._lock.release()
+
+    def holder(self) -> dict | None:
+        """Who holds the lock now, or None if nobody does (a stale record is not a holder)."""
+        if not self.path.exists():
+            return None
+        probe = FileLock(self.path)
+        try:
+            probe.acquire(timeout=0)
+        except Timeout:
+            with contextlib.suppress(IndexStateError):
+                return read_json(self.record, "lock record")
+            return {}
+        except OSError:          # a read-only index: trust the record
+            with contextlib.suppress(IndexStateError):
+                return read_json(self.record, "lock record")
+            return None
+        probe.release()
+        return None
+
+
+def describe_holder(holder: dict) -> str:
+    if not holder:
+        return "another process"
+    return f"pid {holder.get('pid')} on {holder.get('host')} (`{holder.get('command')}`, since {holder.get('since')})"
+
+
+class IndexDir:
+    """An index directory: its paths, manifest, shard metadata and locks."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST
+
+    @property
+    def shards_path(self) -> Path:
+        return self.path / SHARDS
+
+    # -- shards --------------------------------------------------------------
+
+    def shard(self, name: str) -> ShardDir:
+        """The finished shard ``name``; a name that is not a shard's is refused."""
+        if not isinstance(name, str) or not SHARD_NAME.fullmatch(name):
+            raise IndexStateError(f"{self.manifest_path}: refusing shard name {name!r} "
+                                  "(shard names are 00000 or 00000-of-00004)")
+        return ShardDir(name, self.shards_path / name)
+
+    def work(self, name: str) -> ShardDir:
+        """The unfinished (``.partial``) directory of shard ``name``."""
+        return ShardDir(name, self.shards_path / f"{self.shard(name).name}{PARTIAL}")
+
+    def finish(self, work: ShardDir) -> ShardDir:
+        """Rename a shard's finished work directory into place."""
+        final = self.shard(work.name)
+        rename_durably(work.path, final.path)
+        return final
+
+    def partial_names(self) -> list[str]:
+        """Shards whose build is unfinished, by name."""
+        return sorted(p.name[: -len(PARTIAL)] for p in self._entries()
+                      if p.name.endswith(PARTIAL) and SHARD_NAME.fullmatch(p.name[: -len(PARTIAL)]))
+
+    def next_name(self, listed: int) -> str:
+        """The name a new unsharded build or append takes: the unfinished one's, else the next number."""
+        unfinished = [n for n in self.partial_names() if "-of-" not in n]
+        return unfinished[0] if unfinished else f"{listed:05d}"
+
+    def unlisted_parts(self, listed: set[str]) -> dict[tuple[int, int], bool]:
+        """``(i, N) -> finished`` for every ``--shard`` directory the manifest does not list."""
+        found: dict[tuple[int, int], bool] = {}
+        for path in self._entries():
+            name = path.name.removesuffix(PARTIAL)
+            m = SHARD_NAME.fullmatch(name)
+            if not path.is_dir() or not m or not m[2] or name in listed:
+                continue
+            key = (int(m[1]), int(m[2]))
+            found[key] = found.get(key, False) or (path.name == name and (path / SHARD_META).exists())
+        return found
+
+    def _entries(self) -> list[Path]:
+        return sorted(self.shards_path.iterdir()) if self.shards_path.is_dir() else []
+
+    # -- the manifest --------------------------------------------------------
+
+    def read_manifest(self) -> dict | None:
+        """The manifest, checked (format, version, shard names), or None where there is none yet."""
+        if not self.manifest_path.exists():
+            return None
+        manifest = read_json(self.manifest_path, "manifest")
+        if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+            raise IndexStateError(
+                f"{self.manifest_path}: format {manifest.get('format')!r} version "
+                f"{manifest.get('format_version')!r}; this nagindex reads {FORMAT!r} version {FORMAT_VERSION}: "
+                "build the index again")
+        for key in (*HEADER, "documents", "tokens", "shards"):
+            if key not in manifest:
+                raise IndexStateError(f"{self.manifest_path}: damaged manifest (no {key!r})")
+        for entry in manifest["shards"]:
+            self.shard(entry.get("name") if isinstance(entry, dict) else entry)
+        return manifest
+
+    def listed(self, manifest: dict | None) -> list[ShardDir]:
+        return [self.shard(s["name"]) for s in manifest["shards"]] if manifest else []
+
+    def write_manifest(self, metas: list[dict], header: dict) -> dict:
+        """Replace the manifest, atomically, by one joining the shards of ``metas`` in this order."""
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            **header,
+            "documents": sum(int(s["documents"]) for s in metas),
+            "tokens": sum(int(s["tokens"]) for s in metas),
+            "shards": [{"name": s["name"], "documents": s["documents"], "tokens": s["tokens"]} for s in metas],
+        }
+        write_json(self.manifest_path, manifest)
+        return manifest
+
+    # -- locks ---------------------------------------------------------------
+
+    def lock(self) -> Lock:
+        """The lock of the index's one writer: build, --append, merge."""
+        return Lock(self.path / LOCKS / "index.lock", f"{self.path}")
+
+    def part_lock(self, name: str) -> Lock:
+        """The lock of the build of one ``--shard`` part: parts are built side by side."""
+        return Lock(self.path / LOCKS / f"{self.shard(name).name}.lock", f"{self.path}: part {name}")
+
+    def writer(self) -> dict | None:
+        """Who is writing the index now (its lock's holder), or None."""
+        return self.lock().holder()
+
+    def clean(self, listed: list[ShardDir]) -> None:
+        """Remove what killed writers left in the index and its finished shards; only under the index lock."""
+        remove_leftovers(self.path)
+        for shard in listed:
+            shard.clean()
