@@ -146,10 +146,7 @@ class StoreWriter:
                                fletcher32=bool(self.n) and not (strings or codes))
 
     def _count(self, neuron_type: str, codes: np.ndarray) -> None:
-        n, L = self.neurons[neuron_type], codes.shape[1]
-        slots = codes.astype(np.int64) + (np.arange(L, dtype=np.int64) * n)[None, :, None]
-        counts = np.bincount(slots.ravel(), minlength=L * n).reshape(L, n)
-        self._df[neuron_type] = self._df.get(neuron_type, 0) + counts
+        self._df[neuron_type] = self._df.get(neuron_type, 0) + slot_counts_of(codes, self.neurons[neuron_type])
 
     def close(self) -> None:
         for t, df in self._df.items():
@@ -165,6 +162,13 @@ class StoreWriter:
             self.close()
         else:
             self._f.close()
+
+
+def slot_counts_of(codes: np.ndarray, neurons: int) -> np.ndarray:
+    """int64 ``[L, neurons]``: in how many of these documents' NAGs each (layer, neuron) slot is."""
+    L = codes.shape[1]
+    slots = codes.astype(np.int64) + (np.arange(L, dtype=np.int64) * neurons)[None, :, None]
+    return np.bincount(slots.ravel(), minlength=L * neurons).reshape(L, neurons)
 
 
 def write_rows(path: str | Path, rows: Rows, neurons: Mapping[str, int] | None = None) -> None:
