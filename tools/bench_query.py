@@ -39,7 +39,8 @@ from numba import njit, prange
 
 from nagindex.atomic import atomic_path
 from nagindex.errors import IndexStateError
-from nagindex.store import CodeStore, Rows, StoreWriter
+from nagindex.indexdir import sha256_of
+from nagindex.store import CodeStore, Rows, StoreWriter, id_checksums, row_checksums
 from query.scoring import numpy_gather, score_stream
 from query.scoring_torch import score_stream_torch
 
@@ -175,15 +176,17 @@ def head_chunks(store: CodeStore, docs: int, chunk_rows: int):
         yield first_row, codes[:docs - first_row]
 
 
-def scan(path: Path, table: np.ndarray, docs: int, chunk_rows: int, device: str = "cpu") -> tuple[np.ndarray, Timer]:
+def scan(path: Path, table: np.ndarray, docs: int, chunk_rows: int, device: str = "cpu",
+         verify: bool = True) -> tuple[np.ndarray, Timer]:
     scorer = score_stream if device == "cpu" else functools.partial(score_stream_torch, device=device)
-    with CodeStore(path) as store, Timer() as timer:
+    with CodeStore(path, verify=verify) as store, Timer() as timer:
         scores = scorer(head_chunks(store, docs, chunk_rows), docs, table, np.arange(LAYERS), K)
     return scores, timer
 
 
-def fastest_scan(path: Path, table: np.ndarray, docs: int, args) -> tuple[np.ndarray, Timer]:
-    return min((scan(path, table, docs, args.chunk_rows, args.device) for _ in range(args.repeats)), key=lambda r: r[1].wall)
+def fastest_scan(path: Path, table: np.ndarray, docs: int, args, verify: bool = True) -> tuple[np.ndarray, Timer]:
+    return min((scan(path, table, docs, args.chunk_rows, args.device, verify) for _ in range(args.repeats)),
+               key=lambda r: r[1].wall)
 
 
 def gather(codes: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, Timer]:
@@ -234,6 +237,34 @@ def bench_exact(path: Path, corpus: Corpus, args) -> Section:
     ])
 
 
+def bench_checks(path: Path, corpus: Corpus, args) -> Section:
+    """What checking costs: the scan with and without the codes' row checksums, and the checks a
+    build adds when it writes a store (row checksums, id CRCs, the file's sha256)."""
+    one = np.ascontiguousarray(target_tables(corpus, 1))
+    with CodeStore(path) as store:
+        docs = store.rows
+    scan(path, one, docs, args.chunk_rows, args.device)      # warms the page cache
+    plain_scores, plain = fastest_scan(path, one, docs, args, verify=False)
+    checked_scores, checked = fastest_scan(path, one, docs, args, verify=True)
+    assert np.array_equal(plain_scores, checked_scores)
+    with CodeStore(path, verify=False) as store, Timer() as rows_timer:
+        for _, codes in store.iter_codes(NEURON_TYPE, args.chunk_rows):
+            row_checksums(codes)
+        ids = store.ids()
+    with Timer() as ids_timer:
+        id_checksums(ids)
+    with Timer() as sha_timer:
+        sha256_of(path)
+    build = rows_timer.wall + ids_timer.wall + sha_timer.wall
+    rows = [Row("exact scan, unchecked", docs, plain.wall, plain.cpu, "CodeStore(verify=False)"),
+            Row("exact scan, checked", docs, checked.wall, checked.cpu, "every row's checksum compared"),
+            Row("checks a build adds", docs, build, build, f"row checksums (with reading) {rows_timer.wall:.2f} s, "
+                f"id CRCs {ids_timer.wall:.2f} s, sha256 of the file {sha_timer.wall:.2f} s")]
+    return Section("checks", rows, [
+        f"checked scan / unchecked scan: {checked.wall / plain.wall:.2f}x wall, {checked.cpu / plain.cpu:.2f}x cpu",
+        f"checks at build: {build / docs * 1e6:.1f} s per 10^6 documents"])
+
+
 def report(section: Section) -> None:
     print(f"\n== {section.title}")
     print(f"{'method':<26} {'docs':>11} {'seconds':>8} {'cpu s':>8} {'docs/s':>11}  note")
@@ -274,7 +305,7 @@ def main() -> None:
     threads = numba.get_num_threads()
     print(f"{args.docs:,} documents, L={LAYERS} K={K} N={NEURONS}; {memory_note(path)}")
     print(f"score_stream scores on {max(1, threads - 1)} numba thread(s) and reads on another")
-    for section in (bench_exact(path, corpus, args),):
+    for section in (bench_exact(path, corpus, args), bench_checks(path, corpus, args)):
         report(section)
 
 

@@ -148,6 +148,7 @@ def run_campaign(directory: Path, model: Path, trials: int, kills: int, seed: in
             log(f"trial {trial} ({op}): the index differs from the uninterrupted one "
                 f"({report.problems[:1] or leftovers(index)[:1] or 'its contents'})")
         shutil.rmtree(index)
+        log(f"after trial {trial} ({op}): {counts.line()}")
     return counts
 
 
