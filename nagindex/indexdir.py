@@ -348,7 +348,7 @@ class IndexDir:
                 f"{self.manifest_path}: format {manifest.get('format')!r} version "
                 f"{manifest.get('format_version')!r}; this nagindex reads {FORMAT!r} version {FORMAT_VERSION}: "
                 "build the index again")
-        for key in (*HEADER, "documents", "tokens", "shards"):
+        for key in ("backbone", "settings", "layers", "neurons", "vectors", "documents", "tokens", "shards"):
             if key not in manifest:
                 raise IndexStateError(f"{self.manifest_path}: damaged manifest (no {key!r})")
         for entry in manifest["shards"]:

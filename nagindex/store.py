@@ -370,10 +370,6 @@ class CodeStore:
 
     def text_hashes(self, rows: np.ndarray) -> np.ndarray | None:
         """The text hashes of ``rows``, or None for a store written before they were recorded."""
-        return take_rows(self._f["text_hash"], rows) if "text_hash" in self._f else None
-
-    def text_hashes(self, rows: np.ndarray) -> np.ndarray | None:
-        """The text hashes of ``rows``, or None for a store written before they were recorded."""
         with self._reading("text_hash"):
             return take_rows(self._f["text_hash"], rows) if "text_hash" in self._f else None
 

@@ -15,7 +15,7 @@ import pytest
 
 from helpers import build, query, rows
 from nagindex.errors import InputError
-from nagindex.index import CODES
+from nagindex.indexdir import CODES
 from query import Selector
 
 
