@@ -5,6 +5,7 @@ import json
 import logging
 import re
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -254,6 +255,7 @@ def query_command(targets, index, documents, tokens, fraction, output, fmt, shar
 
     if documents is tokens is fraction is None:
         raise NagindexError("say how much to select: -k DOCS, --tokens N or --fraction F")
+    started = time.perf_counter()
     where = destination(output, fmt, shard_size)
     fields = _fields(with_fields)
     budget = Budget(documents=parse_size(documents, "-k") if documents else None,
@@ -274,6 +276,7 @@ def query_command(targets, index, documents, tokens, fraction, output, fmt, shar
         click.echo(f"{where.url}: {len(shards)} {where.fmt} shards, {sum(s.bytes for s in shards):,} bytes", err=True)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
+    _summary(selector.index, result.table, time.perf_counter() - started)
     for s in result.summary:
         span = f"distance {s['best']:.4f} .. {s['worst']:.4f}" if s["documents"] else "nothing selected"
         click.echo(f"{s['target']}: {s['documents']:,} documents, {s['tokens']:,} tokens, {span}", err=True)
@@ -285,6 +288,23 @@ def _roots(items) -> list[tuple[str, str]]:
         if not (old and eq and new):
             raise NagindexError(f"--corpus-root {item}: write OLD=NEW, the corpus's directory when indexed and now")
     return [(old, new) for old, _, new in pairs]
+
+
+def _summary(index, table, seconds: float) -> None:
+    """Pool, share selected, distance quantiles per target and time: enough to judge a selection at a glance."""
+    import numpy as np
+
+    tokens = int(table.column("tokens").to_numpy().sum()) if table.num_rows else 0
+    pool_tokens = int(index.tokens.sum())
+    click.echo(f"selected {table.num_rows:,} rows of a pool of {index.documents:,} documents "
+               f"({table.num_rows / max(index.documents, 1):.1%} of documents, {tokens / max(pool_tokens, 1):.1%} "
+               f"of {pool_tokens:,} tokens) in {seconds:.1f}s", err=True)
+    targets = np.array(table.column("target").to_pylist(), dtype=object)
+    distance = table.column("distance").to_numpy()
+    for name in dict.fromkeys(targets.tolist()):
+        q = np.quantile(distance[targets == name], [0, 0.25, 0.5, 0.75, 1])
+        click.echo(f"  {name}: distance min {q[0]:.4f}, quartiles {q[1]:.4f} / {q[2]:.4f} / {q[3]:.4f}, "
+                   f"max {q[4]:.4f}", err=True)
 
 
 def _fields(spec: str | None) -> tuple[str, ...] | str:

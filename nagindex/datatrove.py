@@ -51,7 +51,7 @@ class NAGScorer(PipelineStep):
             would). At most one of ``threshold`` and ``quantile``; neither keeps all.
         model: where the backbone's weights are now, if they moved since the index
             was built (they are checked by hash) [default: the name recorded].
-        device, dtype: for the backbone, as in ``nagindex build``.
+        device, dtype: for the backbone, as in ``nagindex build`` [default dtype: the index's].
         batch_size: documents per forward pass batch (each batch is cut further by tokens).
         metadata_key: the metadata entry written.
     """
@@ -83,7 +83,8 @@ class NAGScorer(PipelineStep):
             from .extract import Extractor
             from .settings import ExtractSettings
 
-            backbone = load_recorded(self.saved.backbone, self.model, self.device, self.dtype,
+            dtype = self.dtype or self.saved.about.get("dtype")     # the dtype the index's NAGs were computed in
+            backbone = load_recorded(self.saved.backbone, self.model, self.device, dtype,
                                      what="the profiles' index")
             self._extractor = Extractor(backbone, ExtractSettings.from_dict(self.saved.settings))
         codes = self._extractor.extract(texts).codes[self.saved.spec.neuron_type]

@@ -98,6 +98,6 @@ def export_profiles(selector, targets: Targets, spec: ScoreSpec = ScoreSpec()) -
     profiles = selector.profiles(targets, spec)
     sims = selector.similarities(profiles, spec.neuron_type)
     index = selector.index
-    about = {"index": str(index.path.resolve()), "documents": index.documents,
+    about = {"index": str(index.path.resolve()), "documents": index.documents, "dtype": selector.dtype,
              "nagindex": importlib.metadata.version("nagindex")}
     return SavedProfiles(profiles, index.backbone, index.settings, spec, np.quantile(sims, QUANTILES, axis=0), about)

@@ -227,7 +227,7 @@ class _Writer:
 
     def write(self, batch: pa.RecordBatch) -> None:
         if self._parquet is not None:
-            self._parquet.write_batch(batch)
+            self._parquet.write_table(pa.Table.from_batches([batch]), row_group_size=max(1, batch.num_rows))
         else:
             self._stream.write("".join(_jsonl_lines(batch)).encode("utf-8"))
 
