@@ -11,10 +11,15 @@ Prints, measured in one run over the same documents:
   the same hooks: random-order batches of 8, the LM head run, all six neuron
   types computed.
 
-On CUDA it also reports model FLOPs utilisation: ``2 x parameters`` FLOPs per
+``--config NAME`` runs a randomly initialised model of one of the paper's
+architectures (sizes in ``CONFIGS``), with the default backbone's tokenizer:
+speed does not depend on the weights, so nothing is downloaded.
+
+With ``--peak-tflops`` it also reports model FLOPs utilisation: ``2 x parameters`` FLOPs per
 token (matrix multiplies of the body) against the card's peak (``--peak-tflops``).
 
     python -m tools.bench_extract --docs 200
+    python -m tools.bench_extract --config qwen3-0.6b --docs 40 --no-reference --peak-tflops 0.19
     python -m tools.bench_extract --docs 20000 --device cuda --peak-tflops 989
 """
 from __future__ import annotations
@@ -25,9 +30,35 @@ import time
 
 import torch
 
-from nagindex.backbone import load_backbone
+from nagindex.backbone import Backbone, Identity, default_dtype, load_backbone, resolve_device
 from nagindex.extract import ExtractSettings, Extractor
-from nagindex.neurons import NEURON_TYPES
+from nagindex.neurons import NEURON_TYPES, layout_for
+
+
+#: Published sizes of the paper's backbones and of the default one.
+CONFIGS = {
+    "smollm2-135m": ("llama", dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                                   num_key_value_heads=3, vocab_size=49152)),
+    "qwen3-0.6b": ("qwen3", dict(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28, num_attention_heads=16,
+                                 num_key_value_heads=8, head_dim=128, vocab_size=151936)),
+    "qwen3-1.7b": ("qwen3", dict(hidden_size=2048, intermediate_size=6144, num_hidden_layers=28, num_attention_heads=16,
+                                 num_key_value_heads=8, head_dim=128, vocab_size=151936)),
+    "llama-3.2-1b": ("llama", dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+                                   num_key_value_heads=8, head_dim=64, vocab_size=128256)),
+}
+
+
+def random_backbone(name: str, device: str, dtype: str | None) -> Backbone:
+    """A randomly initialised model of a named architecture, with the default backbone's tokenizer."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    model_type, sizes = CONFIGS[name]
+    tokenizer = load_backbone(None, "cpu", "float32").tokenizer
+    dev = resolve_device(device)
+    dt = getattr(torch, dtype) if dtype else default_dtype(dev)
+    config = AutoConfig.for_model(model_type, tie_word_embeddings=True, max_position_embeddings=4096, **sizes)
+    model = AutoModelForCausalLM.from_config(config, dtype=dt).to(dev).eval()
+    return Backbone(model, tokenizer, Identity(name, "random", model_type), layout_for(config), dev, dt)
 
 
 def documents(n: int, seed: int = 0) -> list[str]:
@@ -112,6 +143,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", type=int, default=200)
     ap.add_argument("--model", default=None)
+    ap.add_argument("--config", choices=sorted(CONFIGS), default=None,
+                    help="a randomly initialised model of this architecture instead of --model")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", default=None)
     ap.add_argument("--token-budget", type=int, default=None)
@@ -126,7 +159,7 @@ def main() -> None:
 
     if torch.device(args.device if args.device != "auto" else "cpu").type == "cpu":
         torch.set_num_threads(torch.get_num_threads())
-    backbone = load_backbone(args.model, args.device, args.dtype)
+    backbone = random_backbone(args.config, args.device, args.dtype) if args.config else load_backbone(args.model, args.device, args.dtype)
     extractor = Extractor(backbone, ExtractSettings(max_length=args.max_length), args.token_budget)
     texts = documents(args.docs)
     ids, _ = extractor.tokenize(texts)
@@ -151,7 +184,7 @@ def main() -> None:
     t_nag, t_bare = rows[0][1], rows[1][1]
 
     params = sum(p.numel() for n, p in backbone.body.named_parameters() if "embed" not in n)
-    print(f"device {dev} ({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
+    print(f"model {args.config or backbone.identity.name}, {params / 1e6:,.0f}M non-embedding parameters; device {dev} ({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
           f"dtype {backbone.dtype}, {len(texts)} documents, {tokens:,} tokens (max_length {args.max_length}), "
           f"padding {padded / tokens - 1:.1%}, token budget {extractor.token_budget}")
     print(f"{'':30} {'docs/s':>10} {'tokens/s':>12} {'vs bare':>8}")
@@ -164,7 +197,7 @@ def main() -> None:
         print(f"layer sets equal to CPU float32 (first 1000 documents): {agreement(extractor, args, texts):.2%}")
     if args.peak_tflops:
         flops = 2 * params * tokens / t_nag
-        print(f"model FLOPs: {flops / 1e12:.1f} TFLOP/s = {flops / (args.peak_tflops * 1e12):.1%} of {args.peak_tflops} TFLOP/s peak")
+        print(f"model FLOPs (2 x non-embedding parameters per token): {flops / 1e9:,.1f} GFLOP/s = {flops / (args.peak_tflops * 1e12):.1%} of {args.peak_tflops} TFLOP/s peak")
 
 
 if __name__ == "__main__":
