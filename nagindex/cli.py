@@ -18,6 +18,8 @@ from .index import DEFAULT_NAME, ENV_VAR, default_index_path
 from .neurons import DEFAULT_TYPE, NEURON_TYPES
 from .sketch import DEFAULT_DIM, DEFAULT_FAISS
 
+WEIGHTINGS = ("paper", "idf", "classifier")   # query.profile.WEIGHTINGS, without importing the query path
+
 INDEX_HELP = f"Index directory [default: ${ENV_VAR}, else ./{DEFAULT_NAME}]."
 
 
@@ -48,8 +50,13 @@ def _scoring(top_k_help: str = "Use only the first K' <= K neurons of each layer
         click.option("--neuron-type", default=None, help="Neuron type among those the index holds [default: the first]."),
         click.option("--power", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
                      help="Raise profile weights to this power (renormalised)."),
-        click.option("--weighting", type=click.Choice(["paper", "idf"]), default="paper", show_default=True,
-                     help="paper: target frequency; idf: target frequency over pool frequency per neuron."),
+        click.option("--weighting", type=click.Choice(WEIGHTINGS), default="paper", show_default=True,
+                     help="paper: target frequency; idf: target frequency over pool frequency per neuron; "
+                          "classifier: logistic regression of the target against a sample of the pool."),
+        click.option("--negatives", type=click.IntRange(min=1), default=None,
+                     help="classifier: pool documents sampled uniformly as negatives [default: 4096]."),
+        click.option("--negatives-seed", type=int, default=0, show_default=True,
+                     help="classifier: seed of the negative sample."),
     )
 
 
@@ -73,13 +80,14 @@ def _engine(ray_does: str):
     )
 
 
-def _spec(idx, layers, top_k, neuron_type, power, weighting):
+def _spec(idx, layers, top_k, neuron_type, power, weighting, negatives=None, seed=0):
     """The ScoreSpec the shared scoring options describe, checked against the index."""
     from query import ScoreSpec
     from query.profile import parse_layers
 
+    sample = {} if negatives is None else {"negatives": negatives}
     return ScoreSpec(neuron_type=neuron_type or idx.neuron_types[0], layers=parse_layers(layers, idx.num_layers),
-                     top_k=top_k, power=power, weighting=weighting)
+                     top_k=top_k, power=power, weighting=weighting, seed=seed, **sample)
 
 
 BUILDING = cloup.Section("Build an index, once per pool")
@@ -239,8 +247,8 @@ def build_command(corpus, index, model, neuron_types, top_k, max_length, text_fi
 @cloup.option_group("Targets", *_TARGETS)
 def query_command(targets, index, documents, tokens, fraction, output, fmt, shard_size, shuffle, seed, with_text,
                   with_fields, corpus_roots, dedup, weights, search, oversample, nprobe, layers, top_k, neuron_type,
-                  power, weighting, quality_field, invert_quality, text_field, target_field, device, model, engine,
-                  ray_address):
+                  power, weighting, negatives, negatives_seed, quality_field, invert_quality, text_field, target_field,
+                  device, model, engine, ray_address):
     """Rank the index against TARGETS and write the selected documents.
 
     TARGETS are JSONL or Parquet files (or directories, globs) with one target
@@ -262,7 +270,7 @@ def query_command(targets, index, documents, tokens, fraction, output, fmt, shar
                     tokens=parse_size(tokens, "--tokens") if tokens else None, fraction=fraction)
     selector = Selector(index or default_index_path(), device=device, model=model, engine=engine,
                         ray_address=ray_address, corpus_root=_roots(corpus_roots))
-    spec = _spec(selector.index, layers, top_k, neuron_type, power, weighting)
+    spec = _spec(selector.index, layers, top_k, neuron_type, power, weighting, negatives, negatives_seed)
     parsed = read_targets(list(targets), text_field, target_field)
     quality = selector.quality(quality_field) if quality_field else None
     result = selector.select(parsed, budget, spec, search=search, dedup=dedup, weights=_weights(weights),
@@ -425,8 +433,8 @@ def verify_command(index):
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None, help="Also draw the profiles and score distributions into this PNG (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
 @cloup.option_group("Targets", *_TARGETS)
-def explain_command(targets, index, layers, top_k, neuron_type, power, weighting, neurons, documents, plot_path, as_json,
-                    text_field, target_field, device, model):
+def explain_command(targets, index, layers, top_k, neuron_type, power, weighting, negatives, negatives_seed, neurons,
+                    documents, plot_path, as_json, text_field, target_field, device, model):
     """Show why TARGETS rank the pool as they do.
 
     Per target: how concentrated its profile is in each layer, its strongest
@@ -438,7 +446,7 @@ def explain_command(targets, index, layers, top_k, neuron_type, power, weighting
     from .analyses.explain import explain, format_text, plot
 
     selector = Selector(index or default_index_path(), device=device, model=model)
-    spec = _spec(selector.index, layers, top_k, neuron_type, power, weighting)
+    spec = _spec(selector.index, layers, top_k, neuron_type, power, weighting, negatives, negatives_seed)
     result = explain(selector, read_targets(list(targets), text_field, target_field), spec,
                      neurons=neurons, documents=documents)
     click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False) if as_json else format_text(result))
@@ -456,8 +464,9 @@ def explain_command(targets, index, layers, top_k, neuron_type, power, weighting
 @click.option("--neuron-type", default=None, help="Neuron type among those the index holds [default: the first].")
 @click.option("--layers", default="all", show_default=True, help="Layers whose neurons are zeroed: all, last, 0-14, ...")
 @click.option("--per-layer", type=click.IntRange(min=1), default=None, help="Neurons zeroed in each layer [default: the index's K].")
-@click.option("--weighting", type=click.Choice(["paper", "idf"]), default="paper", show_default=True,
-              help="Which neurons: paper: the most frequent in the target's NAGs; idf: the most frequent relative to the pool.")
+@click.option("--weighting", type=click.Choice(WEIGHTINGS), default="paper", show_default=True,
+              help="Which neurons: paper: the most frequent in the target's NAGs; idf: the most frequent relative "
+                   "to the pool; classifier: the largest positive coefficients against a sample of the pool.")
 @click.option("--seeds", type=click.IntRange(min=0), default=3, show_default=True, help="Draws of random neurons to compare with.")
 @click.option("--control", "control", default=None, help="File of control texts (JSONL/Parquet/txt) [default: the pool documents least similar to each target].")
 @click.option("--control-docs", type=click.IntRange(min=1), default=32, show_default=True, help="Pool documents used as control text.")

@@ -9,7 +9,12 @@ Variants, all at query time from the same codes: a subset of layers, a smaller
 K' (codes are stored in descending impact order), a power ``p`` on the weights
 (renormalised per layer), and weighting by pool rarity (``idf``): each slot's
 weight divided by the share of pool documents whose NAG holds it, the
-importance ratio that DSIR applies to hashed n-grams.
+importance ratio that DSIR applies to hashed n-grams; or a table learned to
+separate the target from a sample of the pool (``classifier``, query.classifier).
+The classifier's similarity is its linear score (signed coefficients summed
+over the document's slots, without the intercept) divided by the number of
+layers, like the paper's; the distance is 1 - similarity, ranked ascending as
+for every weighting, and can be negative or above 1.
 """
 from __future__ import annotations
 
@@ -20,7 +25,10 @@ import numpy as np
 
 from nagindex.errors import NagindexError
 
+from .classifier import DEFAULT_NEGATIVES, fit_weights
 from .scoring import score_codes
+
+WEIGHTINGS = ("paper", "idf", "classifier")
 
 
 @dataclass(frozen=True)
@@ -31,7 +39,9 @@ class ScoreSpec:
     layers: tuple[int, ...] | None = None    # None: all layers
     top_k: int | None = None                 # None: the index's K
     power: float = 1.0
-    weighting: str = "paper"                 # "paper" or "idf"
+    weighting: str = "paper"                 # one of WEIGHTINGS
+    negatives: int = DEFAULT_NEGATIVES       # classifier: pool documents sampled as negatives
+    seed: int = 0                            # classifier: seed of that sample
 
 
 def parse_layers(spec: str, num_layers: int) -> tuple[int, ...]:
@@ -75,7 +85,8 @@ class Profiles:
         return self.similarity(score_codes(codes, self.table, self.layers, self.top_k))
 
     def weights(self) -> np.ndarray:
-        """``[M, L_sel, N]``: per-layer weights that sum to one (the paper's f, or its variant)."""
+        """``[M, L_sel, N]``: per-layer weights that sum to one (the paper's f, or its variant),
+        or the classifier's signed coefficients."""
         return np.moveaxis(self.table, 2, 0) * (self.scale * len(self.layers))[:, None, None]
 
 
@@ -87,14 +98,16 @@ def slot_counts(codes: np.ndarray, neurons: int, layers: np.ndarray, top_k: int)
 
 
 def build_profiles(groups: dict[str, np.ndarray], neurons: int, num_layers: int, index_top_k: int,
-                   spec: ScoreSpec, pool_df: np.ndarray | None = None, pool_size: int = 0) -> Profiles:
-    """Profiles of named groups of target codes ``[T, L, K]``."""
+                   spec: ScoreSpec, pool_df: np.ndarray | None = None, pool_size: int = 0,
+                   negatives: np.ndarray | None = None) -> Profiles:
+    """Profiles of named groups of target codes ``[T, L, K]``; ``negatives``: the codes of the
+    pool sample that ``classifier`` learns against."""
     layers = np.asarray(spec.layers if spec.layers is not None else range(num_layers), dtype=np.int64)
     top_k = spec.top_k or index_top_k
     if not 1 <= top_k <= index_top_k:
         raise NagindexError(f"--top-k {top_k}: the index holds K = {index_top_k}; choose 1..{index_top_k}")
-    if spec.weighting not in ("paper", "idf"):
-        raise NagindexError(f"unknown weighting {spec.weighting!r}; choose paper or idf")
+    if spec.weighting not in WEIGHTINGS:
+        raise NagindexError(f"unknown weighting {spec.weighting!r}; choose {', '.join(WEIGHTINGS)}")
     if spec.power <= 0:
         raise NagindexError(f"--power {spec.power}: must be positive")
     names = list(groups)
@@ -104,6 +117,13 @@ def build_profiles(groups: dict[str, np.ndarray], neurons: int, num_layers: int,
     if spec.weighting == "paper" and spec.power == 1.0:
         table = counts
         scale = 1.0 / (examples * top_k * L)
+    elif spec.weighting == "classifier":
+        if spec.power != 1.0:
+            raise NagindexError("--power applies to frequency weightings, not to --weighting classifier")
+        if negatives is None:
+            raise NagindexError("--weighting classifier needs a sample of pool documents to learn against")
+        table = fit_weights(groups, negatives, neurons, layers, top_k)
+        scale = np.full(len(names), 1.0 / L)
     else:
         w = (counts / (examples * top_k)[:, None, None]) ** spec.power
         if spec.weighting == "idf":

@@ -28,6 +28,7 @@ from nagindex.settings import ExtractSettings
 
 from .approx import DEFAULT_OVERSAMPLE, ApproxSearch, resolve
 from .budget import Budget
+from .classifier import sample_rows
 from .profile import Profiles, ScoreSpec, build_profiles
 from .scoring import damage_reported, gather_chunks, score_chunks
 from .scoring_torch import cuda_available, score_chunks_torch
@@ -94,8 +95,11 @@ class Selector:
         codes = self.target_codes(targets.texts)[spec.neuron_type]
         groups = {name: codes[rows] for name, rows in targets.groups().items()}
         df = self.index.slot_counts(spec.neuron_type) if spec.weighting == "idf" else None
+        negatives = None
+        if spec.weighting == "classifier":
+            negatives = self.index.codes_of(spec.neuron_type, sample_rows(self.index.documents, spec.negatives, spec.seed))
         return build_profiles(groups, self.index.neurons[spec.neuron_type], self.index.num_layers,
-                              self.index.top_k, spec, df, self.index.documents)
+                              self.index.top_k, spec, df, self.index.documents, negatives)
 
     def _check_type(self, neuron_type: str) -> None:
         if neuron_type not in self.index.neuron_types:

@@ -111,13 +111,13 @@ def test_selection_quality_tool_runs_end_to_end(tiny_model, tmp_path, capsys):
 
     sizes = make_corpus(tmp_path / "lab", per_label=12, targets=3)
     assert set(sizes) == set(TOPICS) and all(v == 12 for v in sizes.values())
-    eval_selection.main([str(tmp_path / "lab"), "--model", str(tiny_model), "-k", "5,10"])
+    eval_selection.main([str(tmp_path / "lab"), "--model", str(tiny_model), "-k", "5,10", "--no-sentence-embedding"])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["method", "P@5", "P@10"]
     methods = [line[:29].strip() for line in lines[1:]]
-    assert methods == ["random (expected)", "NAG (paper)", "NAG (idf)", "BM25", "DSIR (hashed n-grams)",
+    assert methods == ["random (expected)", "NAG (paper)", "NAG (idf)", "NAG (classifier)", "BM25", "DSIR (hashed n-grams)",
                        "embedding (mean hidden state)"]
     values = np.array([line.split()[-2:] for line in lines[1:]], float)
     assert np.all((values >= 0) & (values <= 1))
     assert values[0] == pytest.approx([1 / 6, 1 / 6], abs=1e-3)
-    assert values[3].mean() > 2 * values[0].mean()   # BM25 reads the words; a random tiny model's NAGs need not help
+    assert values[4].mean() > 2 * values[0].mean()   # BM25 reads the words; a random tiny model's NAGs need not help

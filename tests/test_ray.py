@@ -12,7 +12,7 @@ from helpers import build, run, snapshot
 
 QUERIES = [("-k", "10"), ("-k", "25", "--dedup"), ("-k", "70", "--dedup"), ("--tokens", "900"),
            ("--tokens", "1500", "--dedup"), ("--fraction", "0.3", "--layers", "last"),
-           ("-k", "1000")]
+           ("-k", "1000"), ("-k", "10", "--weighting", "classifier")]
 
 
 @pytest.fixture(scope="module")

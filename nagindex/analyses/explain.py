@@ -26,7 +26,7 @@ SNIPPET = 100
 class Neuron:
     layer: int
     neuron: int
-    weight: float         # the profile weight f_l(n) (per layer, weights sum to one)
+    weight: float         # the profile weight f_l(n) (per layer, weights sum to one), or a signed coefficient
     target_share: float   # share of the target's examples whose NAG holds this slot
     pool_share: float     # share of pool documents whose NAG holds it
     lift: float           # target share over (smoothed) pool share
@@ -45,11 +45,12 @@ class Document:
 class TargetReport:
     name: str
     examples: int
-    top_share: list[float]      # per layer: weight held by the K heaviest neurons
-    entropy: list[float]        # per layer: entropy of the weights, in bits
+    top_share: list[float]      # per layer: (positive) weight held by the K heaviest neurons
+    entropy: list[float]        # per layer: entropy of the (positive) weights, in bits
     generic_share: float        # weight on slots in at least half of the pool's NAGs (mean over layers)
     tied: int                   # slots sharing the highest weight
     strongest: list[Neuron]     # by weight
+    opposing: list[Neuron]      # by most negative weight (signed weightings: classifier)
     support: int                # examples a slot must be in to count as distinctive
     distinctive: list[Neuron]   # by lift, among slots with enough support
     distance: dict[str, float]  # quantiles of the pool's distances
@@ -88,10 +89,11 @@ def explain(selector: Selector, targets: Targets, spec: ScoreSpec = ScoreSpec(),
     reports = []
     for m, name in enumerate(profiles.names):
         w = weights[m]
+        share = _positive_shares(w)
         target_share = profiles.counts[m] / profiles.examples[m]
-        heaviest = -np.sort(-w, axis=1)[:, :profiles.top_k].sum(1)
-        p = np.where(w > 0, w, 1.0)
-        entropy = -(w * np.log2(p)).sum(1)
+        heaviest = -np.sort(-share, axis=1)[:, :profiles.top_k].sum(1)
+        p = np.where(share > 0, share, 1.0)
+        entropy = -(share * np.log2(p)).sum(1)
         lift = target_share / smoothed
         columns = np.stack([w, target_share, pool_share, lift])   # the fields of a Neuron, per slot
 
@@ -100,20 +102,29 @@ def explain(selector: Selector, targets: Targets, spec: ScoreSpec = ScoreSpec(),
         # Ties (common: weights are counts) go to the slots most common in the
         # pool, so that this list and the distinctive one show both sides.
         strongest = _neurons(_top_slots(w, -lift, neurons), profiles.layers, columns)
+        opposing = _neurons(_top_slots(-w, lift, neurons), profiles.layers, columns)
         distinctive = _neurons(_top_slots(np.where(profiles.counts[m] >= support, lift, 0), w, neurons),
                                profiles.layers, columns)
         d = distances[:, m]
         quantiles = dict(zip(("min", "p10", "p50", "p90", "max"), map(float, np.quantile(d, [0, .1, .5, .9, 1]))))
-        generic = float((w * (pool_share >= 0.5)).sum(1).mean())
+        generic = float((share * (pool_share >= 0.5)).sum(1).mean())
         reports.append(TargetReport(name, int(profiles.examples[m]), heaviest.tolist(), entropy.tolist(), generic,
-                                    int((w == w.max()).sum()), strongest, support, distinctive, quantiles,
+                                    int((w == w.max()).sum()), strongest, opposing, support, distinctive, quantiles,
                                     _samples(selector, d, documents)))
     flat = weights.reshape(len(weights), -1).astype(np.float64)
-    jaccard = np.minimum(flat[:, None], flat[None]).sum(-1) / np.maximum(flat[:, None], flat[None]).sum(-1)
+    positive = np.maximum(flat, 0)
+    jaccard = np.minimum(positive[:, None], positive[None]).sum(-1) / np.maximum(positive[:, None], positive[None]).sum(-1)
     norms = np.linalg.norm(flat, axis=1)
     cosine = flat @ flat.T / np.outer(norms, norms)
     return Explanation(spec, profiles.layers.tolist(), profiles.top_k, int(weights.shape[2]), index.documents, reports,
                        jaccard.tolist(), cosine.tolist(), weights, distances)
+
+
+def _positive_shares(w: np.ndarray) -> np.ndarray:
+    """Per layer, the positive part of the weights as shares summing to one: the weights themselves
+    for frequency weightings; for signed ones, what pulls documents towards the target."""
+    positive = np.maximum(w, 0)
+    return positive / np.maximum(positive.sum(1, keepdims=True), np.finfo(np.float64).tiny)
 
 
 def _top_slots(score: np.ndarray, tie: np.ndarray, count: int) -> list[tuple[int, int]]:
@@ -172,9 +183,13 @@ def format_text(ex: Explanation) -> str:
         lines += ["", f"== {t.name} ({t.examples} examples)",
                   (f"  {t.generic_share:.0%} of the profile's weight is on slots in at least half of the pool's "
                    f"NAGs; slots tied at the highest weight: {t.tied}")]
-        for title, group in (("strongest neurons (highest weight; ties: most common in the pool first)", t.strongest),
-                             ((f"distinctive neurons (highest lift = target share / pool share; in at least "
-                               f"{t.support} of {t.examples} examples)"), t.distinctive)):
+        groups = [("strongest neurons (highest weight; ties: most common in the pool first)", t.strongest),
+                  ("strongest negative neurons (most negative weight: they count against the target)", t.opposing),
+                  ((f"distinctive neurons (highest lift = target share / pool share; in at least "
+                    f"{t.support} of {t.examples} examples)"), t.distinctive)]
+        for title, group in groups:
+            if not group:
+                continue
             lines.append(f"  {title}:")
             lines.append("    layer  neuron  weight  in targets  in pool    lift")
             lines += [f"    {n.layer:>5}  {n.neuron:>6}  {n.weight:.4f}  {n.target_share:>10.0%}  {n.pool_share:>7.1%}"
@@ -209,7 +224,8 @@ def plot(ex: Explanation, path) -> None:
     M, L, N = ex.weights.shape
     shown = min(N, 4 * ex.top_k)
     order = np.argsort(-ex.weights.sum(0), axis=1, kind="stable")[:, :shown]
-    sorted_w = np.take_along_axis(ex.weights, order[None], axis=2)
+    # Signed weights (classifier) are drawn by their positive part: what pulls documents in.
+    sorted_w = np.take_along_axis(np.maximum(ex.weights, 0), order[None], axis=2)
     fig = plt.figure(figsize=(11, 2.3 * M + 3.2), layout="constrained")
     grid = fig.add_gridspec(M + 1, 2, width_ratios=[40, 1], height_ratios=[1] * M + [1.25])
     # A square-root scale keeps the many small weights visible beside a few large ones (idf).
