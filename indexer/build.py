@@ -131,7 +131,7 @@ def _build(index: IndexDir, everything: list[Path], files: list[Path], skipped: 
     name = part_name(*options.shard) if options.shard else index.next_name(len(listed))
     final = index.shard(name)
     plan = {**header, "files": fingerprint, "text_field": options.text_field, "id_field": options.id_field,
-            "window": options.window, "skip_bad": options.skip_bad}
+            "window": options.window, "skip_bad": options.skip_bad, "max_record_size": options.max_record_size}
     if options.keep_fields:
         plan["fields"] = list(options.keep_fields)
     if final.is_finished:
@@ -150,6 +150,7 @@ def _build(index: IndexDir, everything: list[Path], files: list[Path], skipped: 
     # gives each document the id that an unsharded build gives it.
     read = functools.partial(read_records, files, options.text_field, options.id_field,
                              extra_fields=options.keep_fields, on_error="skip" if options.skip_bad else "raise", seen_ids=seen,
+                             max_record_size=options.max_record_size,
                              root=_common_root(everything))
     done = 0
     if not work.is_finished:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nagindex.corpus import MAX_RECORD_SIZE
 from nagindex.settings import ExtractSettings
 from nagindex.sketch import DEFAULT_DIM, DEFAULT_FAISS
 
@@ -14,6 +15,7 @@ class BuildOptions:
     text_field: str = "text"
     id_field: str = "id"
     skip_bad: bool = False
+    max_record_size: int = MAX_RECORD_SIZE    # bytes of one record at most
     append: bool = False
     shard: tuple[int, int] | None = None      # (i, N): build only the i-th of N parts
     window: int = 1024

@@ -42,6 +42,16 @@ def _shard(ctx, param, value):
     return int(m[1]), int(m[2])
 
 
+_UNITS = {"": 1, "B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
+
+
+def _byte_size(ctx, param, value):
+    m = re.fullmatch(r"(\d+)\s*([KMG]?B?)", str(value).strip().upper())
+    if not m or int(m[1]) == 0:
+        raise click.BadParameter("write a size such as 16MB, 512KB or 1GB")
+    return int(m[1]) * _UNITS[m[2] if m[2] in _UNITS else m[2] + "B"]
+
+
 def _scoring(top_k_help: str = "Use only the first K' <= K neurons of each layer."):
     """The options that say how documents are scored, shared by the commands that score."""
     return (
@@ -122,6 +132,9 @@ def main(verbose: bool):
                       "`query --quality-field NAME` does not read the corpus again. Repeatable."),
     click.option("--append", is_flag=True, help="Add this corpus to an existing index (same backbone and settings)."),
     click.option("--skip-bad", is_flag=True, help="Skip bad records and report them, instead of stopping at the first."),
+    click.option("--max-record-size", callback=_byte_size, default="16MB", show_default=True, metavar="SIZE",
+                 help="Largest record (JSONL line, text file, Parquet text) read; a larger one is a bad record "
+                      "(KB, MB, GB are powers of 1024)."),
 )
 @cloup.option_group(
     "What a NAG is (recorded in the index)",
@@ -156,8 +169,8 @@ def main(verbose: bool):
     *_engine("a Ray Data pipeline with one backbone replica per GPU, or per node without GPUs"),
     click.option("--quiet", is_flag=True, help="No progress bar."),
 )
-def build_command(corpus, index, model, neuron_types, top_k, max_length, text_field, id_field, append, skip_bad, shard,
-                  device, dtype, token_budget, window, impacts, keep_fields, faiss_spec, sketch_dim, quiet, engine, ray_address):
+def build_command(corpus, index, model, neuron_types, top_k, max_length, text_field, id_field, append, skip_bad,
+                  max_record_size, shard, device, dtype, token_budget, window, impacts, keep_fields, faiss_spec, sketch_dim, quiet, engine, ray_address):
     """Run the backbone over CORPUS once and write the index.
 
     CORPUS is one or more directories (searched recursively), files or globs of
@@ -170,7 +183,8 @@ def build_command(corpus, index, model, neuron_types, top_k, max_length, text_fi
 
     options = BuildOptions(
         model=model, settings=ExtractSettings(parse_types(neuron_types), top_k, max_length),
-        text_field=text_field, id_field=id_field, skip_bad=skip_bad, append=append, shard=shard, window=window,
+        text_field=text_field, id_field=id_field, skip_bad=skip_bad, max_record_size=max_record_size, append=append,
+        shard=shard, window=window,
         token_budget=token_budget, device=device, dtype=dtype, store_impacts=impacts,
         keep_fields=tuple(dict.fromkeys(keep_fields)), faiss=faiss_spec,
         sketch_dim=sketch_dim, progress=not quiet, engine=engine, ray_address=ray_address)

@@ -32,6 +32,9 @@ from .errors import InputError
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".parquet", ".txt")
 
+#: Bytes of one record at most, unless told otherwise: far beyond any document
+#: worth training on, and what one record may cost to read.
+MAX_RECORD_SIZE = 16 << 20
 _PARQUET_BATCH_ROWS = 1024
 _READ_CHUNK = 1 << 20
 # Files written with `zstd --long` need a window beyond the library's default limit.
@@ -166,6 +169,7 @@ def read_records(
     skipped: list[Skipped] | None = None,
     seen_ids: dict[str, str] | None = None,
     root: Path | None = None,
+    max_record_size: int = MAX_RECORD_SIZE,
 ) -> Iterator[Record]:
     """Yield the usable records of ``files``, in order.
 
@@ -174,7 +178,9 @@ def read_records(
     accounts for each of them in ``skipped``. ``seen_ids`` maps every id to
     where it was first seen: pass one dict to several calls to keep ids unique
     across them. Default ids are made from paths relative to ``root`` so that
-    they do not change when the corpus is moved.
+    they do not change when the corpus is moved. A record (a line, a text
+    file, a Parquet text) over ``max_record_size`` bytes is a bad record; no
+    more than that is read of it.
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
@@ -185,6 +191,7 @@ def read_records(
         on_error,
         skipped if skipped is not None else [],
         seen_ids if seen_ids is not None else {},
+        max_record_size,
     )
     for index, path in enumerate(files):
         path = Path(path)
@@ -204,7 +211,8 @@ def _display(path: Path) -> str:
 class _Reader:
     """The settings of one ``read_records`` call and what it has seen so far."""
 
-    def __init__(self, text_field, id_field, extra_fields, on_error, skipped, seen_ids):
+    def __init__(self, text_field, id_field, extra_fields, on_error, skipped, seen_ids, max_record_size):
+        self.max_record_size = max_record_size
         self.text_field = text_field
         self.id_field = id_field
         self.extra_fields = extra_fields
@@ -216,11 +224,16 @@ class _Reader:
         line_no = offset = 0
         try:
             with _open_binary(path) as stream:
-                for line_no, line in enumerate(stream, 1):
+                while line := stream.readline(self.max_record_size + 1):
+                    line_no += 1
                     start, offset = offset, offset + len(line)
+                    where = f"{label}, line {line_no}"
+                    if len(line) > self.max_record_size and not line.endswith(b"\n"):
+                        offset += _skip_line(stream)
+                        self._bad(where, self._too_large(offset - start))
+                        continue
                     if line.isspace():
                         continue
-                    where = f"{label}, line {line_no}"
                     obj = self._parse(line, where)
                     if obj is None:
                         continue
@@ -258,6 +271,10 @@ class _Reader:
 
     def txt(self, path: Path, index: int, name: str, label: str) -> Iterator[Record]:
         try:
+            size = path.stat().st_size
+            if size > self.max_record_size:
+                self._bad(label, self._too_large(size))
+                return
             data = path.read_bytes()
         except OSError as err:
             self._lost(label, err)
@@ -294,6 +311,8 @@ class _Reader:
             return self._bad(where, f"{self.text_field!r} is {_kind(text)}, not a string")
         if not text.strip():
             return self._bad(where, f"{self.text_field!r} is empty or only whitespace")
+        if len(text) > self.max_record_size:
+            return self._bad(where, self._too_large(len(text.encode("utf-8"))))
 
         doc_id = obj.get(self.id_field, default_id)
         if isinstance(doc_id, int) and not isinstance(doc_id, bool):
@@ -313,6 +332,9 @@ class _Reader:
 
         fields = {k: obj[k] for k in self.extra_fields if k in obj}
         return Record(doc_id, text, index, offset, where, fields)
+
+    def _too_large(self, size: int) -> str:
+        return f"the record is {size:,} bytes, over the limit of {self.max_record_size:,} (--max-record-size)"
 
     def _bad(self, where: str, reason: str, rest_of_file: bool = False) -> None:
         if self.on_error == "raise":
@@ -509,6 +531,16 @@ def _lines_at(path: Path, offsets: list[int]) -> list[bytes]:
                 position, previous = offset + len(line), offset
             lines.append(line)
     return lines
+
+
+def _skip_line(stream: IO[bytes]) -> int:
+    """Read past the rest of a line, a chunk at a time; return how many bytes it held."""
+    count = 0
+    while chunk := stream.readline(_READ_CHUNK):
+        count += len(chunk)
+        if chunk.endswith(b"\n"):
+            break
+    return count
 
 
 def _discard(stream: IO[bytes], count: int) -> None:

@@ -83,9 +83,8 @@ class Extractor:
     # -- public ---------------------------------------------------------------
 
     def tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], np.ndarray]:
-        """Token ids truncated to ``max_length``, and the full token counts."""
-        enc = self.backbone.tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False)["input_ids"]
-        return [ids[: self.settings.max_length] for ids in enc], np.fromiter((len(i) for i in enc), np.int64, len(enc))
+        """Token ids truncated to ``max_length``, and the full token counts (see :func:`tokenize`)."""
+        return tokenize(self.backbone.tokenizer, texts, self.settings.max_length)
 
     def extract(self, texts: Sequence[str]) -> NAGs:
         ids, tokens = self.tokenize(texts)
@@ -330,6 +329,58 @@ class _SegmentMean:
 
 def _lengths(ids: Sequence[Sequence[int]]) -> np.ndarray:
     return np.fromiter((max(1, len(i)) for i in ids), np.int64, len(ids))
+
+
+#: Characters of a long text tokenized at once: its token ids, as Python ints,
+#: take about 30 times the text, so a whole 50 MB text would take gigabytes.
+SLICE_CHARS = 1 << 16
+
+
+def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> tuple[list[list[int]], np.ndarray]:
+    """Token ids truncated to ``max_length``, and the full token counts.
+
+    Budgets count every token of a text, but the NAG reads only the first
+    ``max_length``: texts longer than ``SLICE_CHARS`` are counted slice by
+    slice, so memory stays bounded whatever the text's length.
+    """
+    texts = list(texts)
+    ids: list[list[int]] = [[] for _ in texts]
+    counts = np.zeros(len(texts), np.int64)
+    short = [i for i, t in enumerate(texts) if len(t) <= SLICE_CHARS]
+    if short:
+        enc = tokenizer([texts[i] for i in short], add_special_tokens=False, return_attention_mask=False)["input_ids"]
+        for i, e in zip(short, enc):
+            ids[i], counts[i] = e[:max_length], len(e)
+    for i in sorted(set(range(len(texts))) - set(short)):
+        for start, end in _slices(texts[i], SLICE_CHARS):
+            piece = tokenizer(texts[i][start:end], add_special_tokens=False, return_attention_mask=False)["input_ids"]
+            if len(ids[i]) < max_length:
+                ids[i] += piece[:max_length - len(ids[i])]
+            counts[i] += len(piece)
+    return ids, counts
+
+
+def _slices(text: str, size: int) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` slices of ``text`` of at most ``size`` characters, cut before a space that follows a
+    non-space.
+
+    Tokenizers that split words at spaces (the byte-level BPE of GPT-2, Llama 3,
+    Qwen, SmolLM; whitespace pre-tokenizers) never join tokens across such a
+    cut, so the slices' tokens are the text's. A text with no such space in a
+    half-slice is cut where it must: a token may then be counted as two.
+    """
+    start = 0
+    while len(text) - start > size:
+        cut = start + size
+        while True:
+            cut = text.rfind(" ", start + size // 2, cut)
+            if cut < 0 or not text[cut - 1].isspace():
+                break
+        if cut < 0:
+            cut = start + size
+        yield start, cut
+        start = cut
+    yield start, len(text)
 
 
 def _forward_order(modules: dict[str, str], types: Iterable[str]) -> list[str]:

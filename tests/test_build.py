@@ -198,3 +198,13 @@ def test_a_dangling_link_in_the_corpus_is_one_line(tiny_model, tmp_path):
     assert "b.jsonl: a dangling symbolic link" in result.output
     build(tiny_model, corpus, tmp_path / "i", "--skip-bad")
     assert Index(tmp_path / "i").ids.tolist() == ["a0"]
+
+
+def test_a_record_over_the_size_limit_stops_the_build_or_is_skipped(tiny_model, tmp_path):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"id": "a0", "text": "cell energy"}\n' + json.dumps({"id": "a1", "text": "flour " * 400}) + "\n")
+    result = build(tiny_model, corpus, tmp_path / "i", "--max-record-size", "1KB", ok=False)
+    assert result.exit_code == 1 and "c.jsonl, line 2: the record is 2,425 bytes, over the limit of 1,024" in result.output
+    assert "write a size" in build(tiny_model, corpus, tmp_path / "i", "--max-record-size", "0", ok=False).output
+    build(tiny_model, corpus, tmp_path / "j", "--max-record-size", "1KB", "--skip-bad")
+    assert Index(tmp_path / "j").ids.tolist() == ["a0"]

@@ -471,3 +471,25 @@ def test_a_link_that_leads_nowhere_is_named(tmp_path, target, problem):
     skipped: list[Skipped] = []
     assert find_files(tmp_path / "c", on_error="skip", skipped=skipped) == [good]
     assert [(s.where.endswith("link.jsonl"), s.reason, s.rest_of_file) for s in skipped] == [(True, problem, True)]
+
+
+# --- records too large to read --------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", JSONL_KINDS)
+def test_a_record_over_the_size_limit_is_a_bad_record_read_no_further(tmp_path, kind):
+    big = {"id": "big", "text": "word " * 400}
+    path = write_docs(tmp_path / f"a{kind}", [DOCS[0], big, DOCS[1]])
+    message = error_of([path], max_record_size=1000)
+    assert f"a{kind}, line 2: the record is {len(json.dumps(big)) + 1:,} bytes, over the limit of 1,000" in message
+    skipped: list[Skipped] = []
+    records = read_all([path], on_error="skip", skipped=skipped, max_record_size=1000)
+    assert [r.id for r in records] == ["a", "b"] and len(skipped) == 1
+    assert fetch_text(path, records[1].offset) == DOCS[1]["text"]
+
+
+def test_text_files_and_parquet_texts_over_the_size_limit_are_bad_records(tmp_path):
+    txt = write_bytes(tmp_path / "long.txt", b"word " * 400)
+    parquet = write_docs(tmp_path / "p.parquet", [DOCS[0], {"id": "big", "text": "word " * 400}])
+    assert "long.txt: the record is 2,000 bytes, over the limit of 1,000" in error_of([txt], max_record_size=1000)
+    assert "p.parquet, row 1: the record is 2,000 bytes" in error_of([parquet], max_record_size=1000)

@@ -118,3 +118,38 @@ def test_a_stream_of_windows_comes_back_in_order(tiny):
     assert [w for w, _ in out] == windows
     for window, nags in out:
         np.testing.assert_array_equal(nags.codes["fwd_up"], ex.extract(window).codes["fwd_up"])
+
+
+def _byte_level_bpe():
+    """A byte-level BPE tokenizer (the GPT-2 / Llama 3 / SmolLM kind), trained here on a few sentences."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(TEXTS * 20, trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return PreTrainedTokenizerFast(tokenizer_object=tok)
+
+
+LONG = [
+    " ".join(TEXTS) * 7,
+    "  leading spaces,\n\nnew lines\tand tabs   between   words 12345678 , 3.14159 !!! " * 9,
+    "x" * 300 + " and then words " * 5,
+]
+
+
+@pytest.mark.parametrize("which", ["word-level", "byte-level BPE"])
+def test_long_texts_are_tokenized_in_slices_with_the_same_tokens(tiny, monkeypatch, which):
+    from nagindex import extract
+
+    tokenizer = tiny.tokenizer if which == "word-level" else _byte_level_bpe()
+    whole = tokenizer(LONG, add_special_tokens=False)["input_ids"]
+    monkeypatch.setattr(extract, "SLICE_CHARS", 64)
+    ids, counts = extract.tokenize(tokenizer, LONG + ["short one ."], max_length=40)
+    assert len(LONG[0]) > 10 * 64
+    assert [len(w) for w in whole[:2]] == counts[:2].tolist()
+    assert ids[:2] == [w[:40] for w in whole[:2]]
+    # 300 characters without a space are cut where they must be: a token may be counted twice there.
+    assert 0 <= counts[2] - len(whole[2]) <= len(LONG[2]) // 32
+    assert counts[3] == len(tokenizer("short one .", add_special_tokens=False)["input_ids"])
