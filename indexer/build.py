@@ -30,6 +30,7 @@ from nagindex.extract import Extractor
 from nagindex.index import Index, KnownIds
 from nagindex.indexdir import IndexDir, ShardDir, comparable, differences, part_name
 from nagindex.sketch import Sketch
+from nagindex.progress import phase
 from nagindex.store import CodeStore, Rows, concat_stores
 
 from .options import BuildOptions
@@ -122,7 +123,9 @@ def _build(index: IndexDir, everything: list[Path], files: list[Path], skipped: 
     # With Ray the replicas run the backbone; here it only tells what the index will hold.
     # Appending keeps the index's precision unless told otherwise: its codes must stay comparable.
     dtype = options.dtype or (manifest.get("dtype", "float32") if manifest else None)
-    backbone = load_backbone(options.model, "cpu" if options.engine == "ray" else options.device, dtype)
+    with phase(f"loading the backbone {options.model or DEFAULT_MODEL} (hashing its weights; a GGUF file is "
+               "dequantized once)", options.progress):
+        backbone = load_backbone(options.model, "cpu" if options.engine == "ray" else options.device, dtype)
     extractor = Extractor(backbone, options.settings, options.token_budget)
     header = _header(backbone.identity.as_dict(), extractor, options)
     if manifest:
@@ -270,13 +273,15 @@ def _finish_shard(work: ShardDir, header: dict, plan: dict, skipped: list[Skippe
         parts = work.parts()
         if not parts:
             raise InputError("the corpus holds no usable document" + (f" ({len(skipped)} skipped)" if skipped else ""))
-        with atomic_path(work.codes) as tmp:
+        with phase(f"joining {len(parts)} parts into the code store", options.progress), \
+                atomic_path(work.codes) as tmp:
             documents = concat_stores(parts, tmp, header["neurons"])
         with CodeStore(work.codes) as store:
             tokens = int(store.tokens().sum())
             vec = header["vectors"]
-            build_vectors(store, vec["neuron_type"], Sketch.from_dict(vec["sketch"]), vec["faiss"], work.vectors,
-                          gpus=options.device != "cpu")
+            with phase(f"training FAISS ({vec['faiss']}) and writing the vectors", options.progress):
+                build_vectors(store, vec["neuron_type"], Sketch.from_dict(vec["sketch"]), vec["faiss"], work.vectors,
+                              gpus=options.device != "cpu")
         if skipped:
             write_skipped(work.skipped, skipped)
         meta = work.write_meta({"name": work.name, **header, "documents": documents, "tokens": tokens,
