@@ -37,7 +37,7 @@ def split_targets(targets: Targets) -> tuple[Targets, Targets]:
     held: list[int] = []
     for name, rows in targets.groups().items():
         if len(rows) < 2:
-            raise NagindexError(f"target {name}: ablation needs at least 2 examples (one to profile, one to test)")
+            raise NagindexError(f"target {name}: needs at least 2 examples (one to choose with, one held out to test)")
         keep += rows[0::2].tolist()
         held += rows[1::2].tolist()
 
