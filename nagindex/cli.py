@@ -21,6 +21,7 @@ from .sketch import DEFAULT_DIM, DEFAULT_FAISS
 WEIGHTINGS = ("paper", "idf", "classifier")   # query.profile.WEIGHTINGS, without importing the query path
 
 INDEX_HELP = f"Index directory [default: ${ENV_VAR}, else ./{DEFAULT_NAME}]."
+READ_INDEX_HELP = INDEX_HELP[:-1] + "; a URL (s3://...) is read through a local cache copy."
 
 
 class _Group(cloup.Group):
@@ -221,7 +222,7 @@ def build_command(corpus, index, model, neuron_types, top_k, max_length, text_fi
 )
 @cloup.option_group(
     "Index and output",
-    click.option("-i", "--index", type=click.Path(path_type=Path), default=None, help=INDEX_HELP),
+    click.option("-i", "--index", default=None, help=READ_INDEX_HELP),
     click.option("-o", "--output", default=None,
                  help="FILE.jsonl, .jsonl.gz, .jsonl.zst or .parquet, or DIR/ for a directory of shards with a "
                       "manifest; a local path or an fsspec URL (s3://…) [default: JSON lines to stdout]."),
@@ -356,7 +357,7 @@ def _weights(items) -> dict[str, float]:
 
 @main.command("profile", section=SELECTING)
 @click.argument("targets", nargs=-1, required=True)
-@click.option("-i", "--index", type=click.Path(path_type=Path), default=None, help=INDEX_HELP)
+@click.option("-i", "--index", default=None, help=READ_INDEX_HELP)
 @click.option("-o", "--output", required=True, help="The profiles file to write (.npz; a local path or an fsspec URL).")
 @cloup.option_group("Scoring", *_scoring())
 @cloup.option_group("Targets", *_TARGETS)
@@ -401,7 +402,7 @@ def merge_command(index):
 
 
 @main.command("info", section=BUILDING)
-@click.argument("index", type=click.Path(path_type=Path), required=False)
+@click.argument("index", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest and sizes as JSON.")
 def info_command(index, as_json):
     """Show what an index holds: backbone, settings, documents, tokens, size on disk."""
@@ -440,7 +441,7 @@ def verify_command(index):
 
 @main.command("explain", section=ANALYSING)
 @click.argument("targets", nargs=-1, required=True)
-@click.option("-i", "--index", type=click.Path(path_type=Path), default=None, help=INDEX_HELP)
+@click.option("-i", "--index", default=None, help=READ_INDEX_HELP)
 @cloup.option_group("Scoring", *_scoring())
 @click.option("--neurons", type=click.IntRange(min=0), default=10, show_default=True, help="Characteristic neurons listed per target.")
 @click.option("--documents", type=click.IntRange(min=0), default=3, show_default=True, help="Pool documents shown from the top, the middle and the bottom of each ranking.")
@@ -474,7 +475,7 @@ def explain_command(targets, index, layers, top_k, neuron_type, power, weighting
 
 @main.command("ablate", section=ANALYSING)
 @click.argument("targets", nargs=-1, required=True)
-@click.option("-i", "--index", type=click.Path(path_type=Path), default=None, help=INDEX_HELP)
+@click.option("-i", "--index", default=None, help=READ_INDEX_HELP)
 @click.option("--neuron-type", default=None, help="Neuron type among those the index holds [default: the first].")
 @click.option("--layers", default="all", show_default=True, help="Layers whose neurons are zeroed: all, last, 0-14, ...")
 @click.option("--per-layer", type=click.IntRange(min=1), default=None, help="Neurons zeroed in each layer [default: the index's K].")

@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import CodeOutOfRange, IndexStateError
 from .indexdir import IndexDir, ShardDir, comparable, describe_holder, differences
+from .storage import is_url, local_copy
 from .store import CHUNK_ROWS, CodeStore
 
 DEFAULT_NAME = "nagindex.index"
@@ -71,7 +72,8 @@ class Index:
     """
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
+        # A remote index (a URL) is read through a local copy, fetched again where it changed.
+        self.path = local_copy(path) if is_url(path) else Path(path)
         self.dir = IndexDir(self.path)
         if not self.path.exists():
             raise IndexStateError(f"{self.path}: no index here; build one with `nagindex build CORPUS -o {self.path}`")

@@ -198,8 +198,8 @@ def local_copy(url: str) -> Path:
     Files come through fsspec's ``filecache``, which checks each cached file
     against the remote one's version tag (``check_files``) and fetches it
     again when it differs. The tree is then laid out under a directory keyed
-    by the URL and the listing's sizes and tags, as links to the cached
-    files: a changed remote index gets a new tree, an unchanged one is
+    by the URL and the listing's sizes and tags, as hard links to the
+    cached files: a changed remote index gets a new tree, an unchanged one is
     reused without a download.
     """
     fs, root = filesystem(url)
@@ -227,7 +227,8 @@ def local_copy(url: str) -> Path:
         target = staging / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         with cached.open(posixpath.join(root, rel), "rb") as stream:   # the cached copy, fetched if stale
-            os.symlink(os.path.abspath(stream.name), target)
+            # A hard link: the index holds its own files (it refuses links leading out of it), at no copy.
+            os.link(stream.name, target)
     (staging / ".complete").touch()
     try:
         os.rename(staging, tree)

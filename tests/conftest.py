@@ -94,3 +94,41 @@ def parity_dir() -> Path:
     if not PARITY.is_dir():
         pytest.skip(f"the parity fixture is not at {PARITY} (it lives beside the repository, in shared/parity)")
     return PARITY
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-compatible server (moto) on localhost, and fsspec configured to reach it.
+
+    Yields a function that uploads a local directory to a fresh bucket and returns its s3:// URL.
+    """
+    import logging
+
+    import fsspec
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)      # no line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    mp = pytest.MonkeyPatch()
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        mp.setenv(name, value)
+    mp.setitem(fsspec.config.conf, "s3", {"endpoint_url": f"http://{host}:{port}"})
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    buckets = iter(range(10**6))
+
+    def upload(local: Path, bucket: str | None = None) -> str:
+        bucket = bucket or f"bucket-{next(buckets)}"
+        if not fs.exists(bucket):
+            fs.mkdir(bucket)
+        for path in sorted(Path(local).rglob("*")):
+            if path.is_file():
+                fs.put_file(str(path), f"{bucket}/{path.relative_to(local).as_posix()}")
+        fsspec.filesystem("s3").invalidate_cache()
+        return f"s3://{bucket}"
+
+    yield upload
+    mp.undo()
+    server.stop()
