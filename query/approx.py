@@ -105,8 +105,9 @@ class ApproxSearch:
                 for s in self.index.shards]
 
     @cached_property
-    def _on_gpus(self) -> list[faiss.Index | None]:
-        """Each shard's vectors copied to the GPUs where FAISS can (nagindex.faiss_index), else None."""
+    def gpu_copies(self) -> list[faiss.Index | None]:
+        """Per shard, its vectors copied to the GPUs where FAISS can (nagindex.faiss_index), else None:
+        where approximate search runs."""
         return [to_gpus(vectors) if self.gpus else None for _, vectors, _ in self._shards]
 
     def candidates(self, profiles: Profiles, counts: list[int], nprobe: int | None = None) -> np.ndarray:
@@ -114,11 +115,11 @@ class ApproxSearch:
         weights = np.zeros((len(profiles.names), self.sketch.layers, self.sketch.neurons), np.float32)
         weights[:, profiles.layers] = profiles.weights()
         found = [np.zeros(0, np.int64)]
-        for (shard, vectors, layout), on_gpus in zip(self._shards, self._on_gpus):
+        for (shard, vectors, layout), on_gpus in zip(self._shards, self.gpu_copies):
             k = min(max(counts), shard.documents)
             if k == 0:
                 continue
-            _, labels = _searcher(vectors, on_gpus, k, nprobe).search(layout.profiles(weights), k)
+            _, labels = searcher(vectors, on_gpus, k, nprobe).search(layout.profiles(weights), k)
             for m, count in enumerate(counts):
                 mine = labels[m, :count]
                 found.append(shard.offset + mine[mine >= 0])
@@ -159,7 +160,7 @@ class ApproxSearch:
                 [sims[np.searchsorted(rows, p.rows), m] for m, p in enumerate(picks)], depths, len(rows))
 
 
-def _searcher(vectors: faiss.Index, on_gpus: faiss.Index | None, k: int, nprobe: int | None) -> faiss.Index:
+def searcher(vectors: faiss.Index, on_gpus: faiss.Index | None, k: int, nprobe: int | None) -> faiss.Index:
     """The copy of a shard's vectors to ask for ``k`` results, with the IVF lists it visits set:
     the GPUs' where there is one and FAISS's GPU limits allow, else the CPU's."""
     ivf = ivf_of(vectors)

@@ -13,7 +13,7 @@ from nagindex.sketch import Sketch
 from nagindex.store import Rows, write_rows
 from nagindex.synthetic import NEURON_TYPE, Pool
 from indexer.synthetic import make_index
-from query.approx import AUTO_MIN_POOL, _searcher, choose, resolve
+from query.approx import AUTO_MIN_POOL, searcher, choose, resolve
 from query.budget import Budget
 from query.profile import ScoreSpec, build_profiles
 from query.selector import Selector
@@ -145,9 +145,9 @@ def test_a_search_beyond_faiss_gpu_limits_runs_on_the_cpu_copy(flat):
     vectors = index.shards[0].vectors()
     index.close()
     on_gpus = faiss.IndexFlatIP(vectors.d)      # stands in for the GPUs' copy: only which one is asked matters
-    assert _searcher(vectors, on_gpus, MAX_K, None) is on_gpus
-    assert _searcher(vectors, on_gpus, MAX_K + 1, None) is vectors
-    assert _searcher(vectors, None, 10, None) is vectors
+    assert searcher(vectors, on_gpus, MAX_K, None) is on_gpus
+    assert searcher(vectors, on_gpus, MAX_K + 1, None) is vectors
+    assert searcher(vectors, None, 10, None) is vectors
 
 
 @needs_faiss_gpu
@@ -156,7 +156,7 @@ def test_faiss_gpu_builds_and_searches_what_the_cpu_does(spec, pool, stores, tmp
     path = tmp_path / "pool.index"
     make_index(path, stores, pool, spec, DIM)                       # lists trained on the GPUs
     selector, targets = _selector(path, pool)
-    assert all(copy is not None for copy in selector.approx._on_gpus)
+    assert all(copy is not None for copy in selector.approx.gpu_copies)
     budget = Budget(documents=100 * len(TARGET_TOPICS))
     on_gpus = selector.select(targets, budget, search="approx")
     on_cpu = _selector(path, pool)[0]
@@ -171,7 +171,7 @@ def test_faiss_gpu_builds_and_searches_what_the_cpu_does(spec, pool, stores, tmp
 @needs_faiss_gpu
 def test_fast_scan_vectors_stay_on_the_cpu(flat, pool):
     selector, _ = _selector(flat, pool)
-    assert selector.approx._on_gpus == [None] * len(SHARD_DOCS)
+    assert selector.approx.gpu_copies == [None] * len(SHARD_DOCS)
 
 
 @pytest.mark.skipif(hasattr(faiss, "StandardGpuResources"), reason="the faiss module loaded is faiss-gpu's")
