@@ -361,8 +361,8 @@ def _weights(items) -> dict[str, float]:
 @click.option("-o", "--output", required=True, help="The profiles file to write (.npz; a local path or an fsspec URL).")
 @cloup.option_group("Scoring", *_scoring())
 @cloup.option_group("Targets", *_TARGETS)
-def profile_command(targets, index, output, layers, top_k, neuron_type, power, weighting, text_field, target_field,
-                    device, model):
+def profile_command(targets, index, output, layers, top_k, neuron_type, power, weighting, negatives, negatives_seed,
+                    text_field, target_field, device, model):
     """Save the profiles of TARGETS for scoring documents outside the index.
 
     The file holds each target's profile, the index's backbone identity and
@@ -376,7 +376,7 @@ def profile_command(targets, index, output, layers, top_k, neuron_type, power, w
     if not output.lower().endswith(".npz"):
         raise NagindexError(f"-o {output}: profiles are written as one .npz file; name it PROFILES.npz")
     selector = Selector(index or default_index_path(), device=device, model=model)
-    spec = _spec(selector.index, layers, top_k, neuron_type, power, weighting)
+    spec = _spec(selector.index, layers, top_k, neuron_type, power, weighting, negatives, negatives_seed)
     saved = export_profiles(selector, read_targets(list(targets), text_field, target_field), spec)
     saved.save(output)
     click.echo(f"{output}: {len(saved.names)} target profiles ({', '.join(saved.names)}) for backbone "
