@@ -13,12 +13,11 @@ import cloup
 
 from .cluster import ENGINES
 from .errors import NagindexError
-from .settings import DEFAULT_MAX_LENGTH, DEFAULT_TOP_K
+from .settings import DEFAULT_MAX_LENGTH, DEFAULT_TOP_K, WEIGHTINGS
 from .index import DEFAULT_NAME, ENV_VAR, default_index_path
 from .neurons import DEFAULT_TYPE, NEURON_TYPES
 from .sketch import DEFAULT_DIM, DEFAULT_FAISS
 
-WEIGHTINGS = ("paper", "idf", "classifier")   # query.profile.WEIGHTINGS, without importing the query path
 
 INDEX_HELP = f"Index directory [default: ${ENV_VAR}, else ./{DEFAULT_NAME}]."
 READ_INDEX_HELP = INDEX_HELP[:-1] + "; a URL (s3://...) is read through a local cache copy."

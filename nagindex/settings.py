@@ -10,6 +10,10 @@ from .neurons import DEFAULT_TYPE
 DEFAULT_TOP_K = 20
 DEFAULT_MAX_LENGTH = 120
 
+#: The weightings a query can score with (docs/design.md §4): named here, in the core, so that the
+#: CLI offers them without importing the query path that implements them.
+WEIGHTINGS = ("paper", "idf", "classifier")
+
 
 def cache_dir() -> Path:
     """Dequantized backbones and target NAGs: ``$NAGINDEX_CACHE``, default ``~/.cache/nagindex``."""

@@ -24,11 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from nagindex.errors import NagindexError
+from nagindex.settings import WEIGHTINGS
 
 from .classifier import DEFAULT_NEGATIVES, fit_weights
 from .scoring import score_codes
-
-WEIGHTINGS = ("paper", "idf", "classifier")
 
 
 @dataclass(frozen=True)

@@ -67,3 +67,12 @@ def test_the_proxy_command_writes_json_and_a_plot(tiny_model, demo_index, demo_c
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = run("proxy", demo_corpus / "targets.jsonl", "-i", demo_index, "--methods", "paper,magic", ok=False)
     assert bad.exit_code == 1 and "--methods: unknown magic" in bad.output
+
+
+def test_the_bm25_baseline_without_bm25s_says_what_to_install(monkeypatch):
+    from nagindex.analyses.baselines import bm25_scores
+    from nagindex.errors import NagindexError
+
+    monkeypatch.setitem(__import__("sys").modules, "bm25s", None)   # as if it were not installed
+    with pytest.raises(NagindexError, match=r"nagindex\[eval\]"):
+        bm25_scores(["a pool text"], {"t": ["a target"]})

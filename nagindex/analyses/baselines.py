@@ -31,7 +31,10 @@ SENTENCE_BATCH = 32
 
 
 def bm25_scores(pool: list[str], groups: dict[str, list[str]]) -> np.ndarray:
-    import bm25s
+    try:
+        import bm25s
+    except ImportError:
+        raise NagindexError("the bm25 baseline needs the bm25s package: pip install 'nagindex[eval]'") from None
 
     retriever = bm25s.BM25()
     retriever.index(bm25s.tokenize(pool, stopwords="en", show_progress=False), show_progress=False)
