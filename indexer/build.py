@@ -151,7 +151,7 @@ def _build(index: IndexDir, everything: list[Path], files: list[Path], skipped: 
     seen = KnownIds(Index(index.path), f"{index.path} (already indexed)") if manifest else {}
     # Ids name files relative to the whole corpus: a part built with --shard
     # gives each document the id that an unsharded build gives it.
-    read = functools.partial(read_records, files, options.text_field, options.id_field,
+    read = functools.partial(read_records, files, options.text_field, options.id_field, template=options.template,
                              extra_fields=options.keep_fields, on_error="skip" if options.skip_bad else "raise", seen_ids=seen,
                              max_record_size=options.max_record_size,
                              root=_common_root(everything))
@@ -194,10 +194,12 @@ def _check_same_settings(index_path: Path, manifest: dict, options: BuildOptions
     """A rerun over an indexed corpus must ask for the index's settings: refuse one that asks for others."""
     vectors = manifest["vectors"]
     recorded = {"settings": manifest["settings"],
-                "vectors": {"neuron_type": vectors["neuron_type"], "faiss": vectors["faiss"], "sketch dim": vectors["sketch"]["dim"]}}
+                "vectors": {"neuron_type": vectors["neuron_type"], "faiss": vectors["faiss"], "sketch dim": vectors["sketch"]["dim"]},
+                "template": manifest.get("template")}
     asked = {"settings": options.settings.as_dict(),
              "vectors": {"neuron_type": options.settings.neuron_types[0], "faiss": options.faiss,
-                         "sketch dim": options.sketch_dim}}
+                         "sketch dim": options.sketch_dim},
+             "template": _template_source(options)}
     changed = differences(recorded, asked)
     backbone = manifest["backbone"]
     if str(options.model or DEFAULT_MODEL) != backbone["name"]:
@@ -221,7 +223,13 @@ def _header(identity: dict, extractor: Extractor, options: BuildOptions) -> dict
         "neurons": dict(extractor.neurons),
         "vectors": {"neuron_type": types[0], "faiss": options.faiss,
                     "sketch": Sketch(extractor.num_layers, extractor.neurons[types[0]], options.sketch_dim).as_dict()},
+        "template": _template_source(options),
     }
+
+
+def _template_source(options: BuildOptions) -> str | None:
+    """The template as the index records it (docs/design.md §2.3): its source, None for a text field."""
+    return options.template.source if options.template is not None else None
 
 
 def _check_compatible(index_path: Path, recorded: dict, header: dict) -> None:

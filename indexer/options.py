@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from nagindex.corpus import MAX_RECORD_SIZE
 from nagindex.settings import ExtractSettings
+from nagindex.template import Template
 from nagindex.sketch import DEFAULT_DIM, DEFAULT_FAISS
 
 
@@ -13,6 +14,7 @@ class BuildOptions:
     model: str | None = None
     settings: ExtractSettings = field(default_factory=ExtractSettings)
     text_field: str = "text"
+    template: Template | str | None = None    # makes each record's text from its fields, instead of text_field
     id_field: str = "id"
     skip_bad: bool = False
     max_record_size: int = MAX_RECORD_SIZE    # bytes of one record at most
@@ -29,3 +31,7 @@ class BuildOptions:
     progress: bool = True
     engine: str = "local"                     # "local" or "ray" (see indexer.ray_build)
     ray_address: str | None = None
+
+    def __post_init__(self):
+        if isinstance(self.template, str):
+            self.template = Template(self.template)

@@ -23,6 +23,7 @@ _API = {
     "merge": "indexer.merge",
     "Index": "nagindex.index",
     "ExtractSettings": "nagindex.settings",
+    "Template": "nagindex.template",
     "Selector": "query.selector",
     "Selection": "query.selector",
     "Budget": "query.budget",

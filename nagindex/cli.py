@@ -70,8 +70,39 @@ def _scoring(top_k_help: str = "Use only the first K' <= K neurons of each layer
     )
 
 
+def _template_option(what: str):
+    from .template import READY
+
+    return click.option("--template", default=None, metavar="SPEC", callback=_template,
+                        help=f"{what}'s text made from its fields by a Jinja2 template: a ready one "
+                             f"({', '.join(READY)}) or the template itself, e.g. "
+                             "'{{question}} {{choices.text|join(\" \")}}'; instead of --text-field.")
+
+
+def _template(ctx, param, value):
+    """Compiled as the command line is read: a syntax error is reported before anything is loaded."""
+    from .template import Template
+
+    return None if value is None else Template(value)
+
+
+def _text_source(text_field: str | None, template):
+    """``--text-field`` and ``--template``, one of which says how a record reads as text."""
+    if template is not None and text_field is not None:
+        raise NagindexError("--text-field and --template both say where a record's text is: give one of them")
+    return text_field or "text", template
+
+
+def _read_targets(targets, text_field: str | None, template, target_field: str):
+    from query import read_targets
+
+    field, template = _text_source(text_field, template)
+    return read_targets(list(targets), field, target_field, template=template)
+
+
 _TARGETS = (
-    click.option("--text-field", default="text", show_default=True, help="Field holding the text of a target example."),
+    click.option("--text-field", default=None, help="Field holding the text of a target example [default: text]."),
+    _template_option("A target example"),
     click.option("--target-field", default="target", show_default=True, help="Field naming the task of a target example."),
     click.option("--device", default="auto", show_default=True, help="Device for the target examples' forward pass."),
     click.option("--model", default=None, metavar="PATH",
@@ -124,7 +155,8 @@ def main(verbose: bool):
 @cloup.option_group(
     "Input and output",
     click.option("-o", "--output", "index", type=click.Path(path_type=Path), default=None, help=INDEX_HELP),
-    click.option("--text-field", default="text", show_default=True, help="Field holding the text in JSONL/Parquet records."),
+    click.option("--text-field", default=None, help="Field holding the text in JSONL/Parquet records [default: text]."),
+    _template_option("A corpus record"),
     click.option("--id-field", default="id", show_default=True,
                  help="Field holding the id; without it ids are FILE:LINE or FILE:ROW."),
     click.option("--keep-field", "keep_fields", multiple=True, metavar="NAME",
@@ -169,7 +201,7 @@ def main(verbose: bool):
     *_engine("a Ray Data pipeline with one backbone replica per GPU, or per node without GPUs"),
     click.option("--quiet", is_flag=True, help="No progress bar."),
 )
-def build_command(corpus, index, model, neuron_types, top_k, max_length, text_field, id_field, append, skip_bad,
+def build_command(corpus, index, model, neuron_types, top_k, max_length, text_field, template, id_field, append, skip_bad,
                   max_record_size, shard, device, dtype, token_budget, window, impacts, keep_fields, faiss_spec, sketch_dim, quiet, engine, ray_address):
     """Run the backbone over CORPUS once and write the index.
 
@@ -181,9 +213,10 @@ def build_command(corpus, index, model, neuron_types, top_k, max_length, text_fi
     from .settings import ExtractSettings
     from .neurons import parse_types
 
+    text_field, template = _text_source(text_field, template)
     options = BuildOptions(
         model=model, settings=ExtractSettings(parse_types(neuron_types), top_k, max_length),
-        text_field=text_field, id_field=id_field, skip_bad=skip_bad, max_record_size=max_record_size, append=append,
+        text_field=text_field, template=template, id_field=id_field, skip_bad=skip_bad, max_record_size=max_record_size, append=append,
         shard=shard, window=window,
         token_budget=token_budget, device=device, dtype=dtype, store_impacts=impacts,
         keep_fields=tuple(dict.fromkeys(keep_fields)), faiss=faiss_spec,
@@ -261,15 +294,15 @@ def build_command(corpus, index, model, neuron_types, top_k, max_length, text_fi
 @cloup.option_group("Targets", *_TARGETS)
 def query_command(targets, index, documents, tokens, fraction, output, fmt, shard_size, shuffle, seed, with_text,
                   with_fields, corpus_roots, dedup, weights, search, oversample, nprobe, layers, top_k, neuron_type,
-                  power, weighting, negatives, negatives_seed, quality_field, invert_quality, text_field, target_field,
-                  device, model, engine, ray_address):
+                  power, weighting, negatives, negatives_seed, quality_field, invert_quality, text_field, template,
+                  target_field, device, model, engine, ray_address):
     """Rank the index against TARGETS and write the selected documents.
 
     TARGETS are JSONL or Parquet files (or directories, globs) with one target
     example per record; records naming different tasks in --target-field are
     the multi-target case: each task gets an equal share of the budget.
     """
-    from query import Budget, Selector, read_targets
+    from query import Budget, Selector
     from query.approx import DEFAULT_OVERSAMPLE
     from query.budget import parse_size
     from query.card import selection_card
@@ -282,10 +315,10 @@ def query_command(targets, index, documents, tokens, fraction, output, fmt, shar
     fields = _fields(with_fields)
     budget = Budget(documents=parse_size(documents, "-k") if documents else None,
                     tokens=parse_size(tokens, "--tokens") if tokens else None, fraction=fraction)
+    parsed = _read_targets(targets, text_field, template, target_field)
     selector = Selector(index or default_index_path(), device=device, model=model, engine=engine,
                         ray_address=ray_address, corpus_root=_roots(corpus_roots))
     spec = _spec(selector.index, layers, top_k, neuron_type, power, weighting, negatives, negatives_seed)
-    parsed = read_targets(list(targets), text_field, target_field)
     quality = selector.quality(quality_field) if quality_field else None
     result = selector.select(parsed, budget, spec, search=search, dedup=dedup, weights=_weights(weights),
                              quality=quality, invert_quality=invert_quality, with_text=with_text, with_fields=fields,
@@ -361,7 +394,7 @@ def _weights(items) -> dict[str, float]:
 @cloup.option_group("Scoring", *_scoring())
 @cloup.option_group("Targets", *_TARGETS)
 def profile_command(targets, index, output, layers, top_k, neuron_type, power, weighting, negatives, negatives_seed,
-                    text_field, target_field, device, model):
+                    text_field, template, target_field, device, model):
     """Save the profiles of TARGETS for scoring documents outside the index.
 
     The file holds each target's profile, the index's backbone identity and
@@ -369,14 +402,15 @@ def profile_command(targets, index, output, layers, top_k, neuron_type, power, w
     what `nagindex.datatrove.NAGScorer` needs to rank documents in a
     datatrove pipeline as the index would.
     """
-    from query import Selector, read_targets
+    from query import Selector
     from query.export import export_profiles
 
     if not output.lower().endswith(".npz"):
         raise NagindexError(f"-o {output}: profiles are written as one .npz file; name it PROFILES.npz")
+    parsed = _read_targets(targets, text_field, template, target_field)
     selector = Selector(index or default_index_path(), device=device, model=model)
     spec = _spec(selector.index, layers, top_k, neuron_type, power, weighting, negatives, negatives_seed)
-    saved = export_profiles(selector, read_targets(list(targets), text_field, target_field), spec)
+    saved = export_profiles(selector, parsed, spec)
     saved.save(output)
     click.echo(f"{output}: {len(saved.names)} target profiles ({', '.join(saved.names)}) for backbone "
                f"{saved.backbone['name']}", err=True)
@@ -448,7 +482,7 @@ def verify_command(index):
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
 @cloup.option_group("Targets", *_TARGETS)
 def explain_command(targets, index, layers, top_k, neuron_type, power, weighting, negatives, negatives_seed, neurons,
-                    documents, plot_path, as_json, text_field, target_field, device, model):
+                    documents, plot_path, as_json, text_field, template, target_field, device, model):
     """Show why TARGETS rank the pool as they do.
 
     Per target: how concentrated its profile is in each layer, its strongest
@@ -456,12 +490,13 @@ def explain_command(targets, index, layers, top_k, neuron_type, power, weighting
     middle and the bottom of its ranking; between targets: how much their
     profiles overlap.
     """
-    from query import Selector, read_targets
+    from query import Selector
     from .analyses.explain import explain, format_text, plot
 
+    parsed = _read_targets(targets, text_field, template, target_field)
     selector = Selector(index or default_index_path(), device=device, model=model)
     spec = _spec(selector.index, layers, top_k, neuron_type, power, weighting, negatives, negatives_seed)
-    result = explain(selector, read_targets(list(targets), text_field, target_field), spec,
+    result = explain(selector, parsed, spec,
                      neurons=neurons, documents=documents)
     click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False) if as_json else format_text(result))
     if plot_path:
@@ -482,11 +517,11 @@ def explain_command(targets, index, layers, top_k, neuron_type, power, weighting
               help="Which neurons: paper: the most frequent in the target's NAGs; idf: the most frequent relative "
                    "to the pool; classifier: the largest positive coefficients against a sample of the pool.")
 @click.option("--seeds", type=click.IntRange(min=0), default=3, show_default=True, help="Draws of random neurons to compare with.")
-@click.option("--control", "control", default=None, help="File of control texts (JSONL/Parquet/txt) [default: the pool documents least similar to each target].")
+@click.option("--control", "control", default=None, help="File of control texts (JSONL/Parquet/txt; their --text-field, never the --template) [default: the pool documents least similar to each target].")
 @click.option("--control-docs", type=click.IntRange(min=1), default=32, show_default=True, help="Pool documents used as control text.")
 @cloup.option_group("Targets", *_TARGETS)
 def ablate_command(targets, index, neuron_type, layers, per_layer, weighting, seeds, control, control_docs, text_field,
-                   target_field, device, model):
+                   template, target_field, device, model):
     """Zero each target's NAG neurons and measure the loss.
 
     Per layer, the target's most frequent NAG neurons (with --weighting idf,
@@ -499,10 +534,11 @@ def ablate_command(targets, index, neuron_type, layers, per_layer, weighting, se
 
     from .analyses.ablate import ablate, format_table
 
+    parsed = _read_targets(targets, text_field, template, target_field)
+    control_texts = read_targets(control, text_field or "text").texts if control else None
     selector = Selector(index or default_index_path(), device=device, model=model)
     spec = _spec(selector.index, layers, None, neuron_type, 1.0, weighting)
-    control_texts = read_targets(control, text_field).texts if control else None
-    results = ablate(selector, read_targets(list(targets), text_field, target_field), spec, per_layer=per_layer,
+    results = ablate(selector, parsed, spec, per_layer=per_layer,
                      seeds=seeds, control_texts=control_texts, control_docs=control_docs)
     click.echo("\n\n".join(format_table(r) for r in results))
 
@@ -537,7 +573,7 @@ def ablate_command(targets, index, neuron_type, layers, per_layer, weighting, se
 @cloup.option_group("Targets", *_TARGETS)
 def proxy_command(targets, index, tokens, methods, seeds, proxy_model, embedding_model, learning_rate, epochs,
                   sequence_length, batch_size, warmup, layers, top_k, neuron_type, negatives, plot_path, as_json, quiet,
-                  text_field, target_field, device, model):
+                  text_field, template, target_field, device, model):
     """Check which selection trains best: continued-pretrain a proxy model on each, measure held-out loss.
 
     Every second example of each task is held out; the others choose the
@@ -546,15 +582,16 @@ def proxy_command(targets, index, tokens, methods, seeds, proxy_model, embedding
     on the held-out examples is compared with the loss before training and
     with random data of the same size.
     """
-    from query import Selector, read_targets
+    from query import Selector
     from query.budget import parse_size
 
     from .analyses.proxy import Recipe, format_table, plot, proxy
 
+    parsed = _read_targets(targets, text_field, template, target_field)
     selector = Selector(index or default_index_path(), device=device, model=model)
     spec = _spec(selector.index, layers, top_k, neuron_type, 1.0, "paper", negatives)
     recipe = Recipe(learning_rate, epochs, sequence_length, batch_size, warmup)
-    result = proxy(selector, read_targets(list(targets), text_field, target_field), parse_size(tokens, "--tokens"),
+    result = proxy(selector, parsed, parse_size(tokens, "--tokens"),
                    [m.strip() for m in methods.split(",") if m.strip()], seeds=seeds, recipe=recipe, spec=spec,
                    proxy_model=proxy_model, embedding_model=embedding_model, device=device, progress=not quiet)
     click.echo(json.dumps(result.as_dict(), indent=2) if as_json else format_table(result))

@@ -29,6 +29,7 @@ import zstandard
 
 from . import storage
 from .errors import InputError
+from .template import Template
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".parquet", ".txt")
 
@@ -170,6 +171,7 @@ def read_records(
     seen_ids: dict[str, str] | None = None,
     root: Path | None = None,
     max_record_size: int = MAX_RECORD_SIZE,
+    template: Template | None = None,
 ) -> Iterator[Record]:
     """Yield the usable records of ``files``, in order.
 
@@ -180,7 +182,8 @@ def read_records(
     across them. Default ids are made from paths relative to ``root`` so that
     they do not change when the corpus is moved. A record (a line, a text
     file, a Parquet text) over ``max_record_size`` bytes is a bad record; no
-    more than that is read of it.
+    more than that is read of it. With a ``template``, a record's text is the
+    template rendered over its fields instead of its ``text_field``.
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
@@ -192,6 +195,7 @@ def read_records(
         skipped if skipped is not None else [],
         seen_ids if seen_ids is not None else {},
         max_record_size,
+        template,
     )
     for index, path in enumerate(files):
         path = Path(path)
@@ -211,9 +215,10 @@ def _display(path: Path) -> str:
 class _Reader:
     """The settings of one ``read_records`` call and what it has seen so far."""
 
-    def __init__(self, text_field, id_field, extra_fields, on_error, skipped, seen_ids, max_record_size):
+    def __init__(self, text_field, id_field, extra_fields, on_error, skipped, seen_ids, max_record_size, template):
         self.max_record_size = max_record_size
         self.text_field = text_field
+        self.template = template
         self.id_field = id_field
         self.extra_fields = extra_fields
         self.on_error = on_error
@@ -252,11 +257,13 @@ class _Reader:
         try:
             with pq.ParquetFile(path) as file:
                 present = file.schema_arrow.names
-                if self.text_field not in present:
+                if self.template is None and self.text_field not in present:
                     self._bad(label, f"no {self.text_field!r} column (columns: {', '.join(present)})")
                     return
-                wanted = (self.text_field, self.id_field, *self.extra_fields)
-                columns = [c for c in dict.fromkeys(wanted) if c in present]
+                text = text_columns(self.text_field, self.template)
+                wanted = (*text, self.id_field, *self.extra_fields)
+                # A template field the file lacks reads every column, for the error to name what records hold.
+                columns = [c for c in dict.fromkeys(wanted) if c in present] if set(text) <= set(present) else None
                 for batch in file.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=columns):
                     for obj in batch.to_pylist():
                         record = self._record(obj, f"{name}:{row}", index, row, f"{label}, row {row}")
@@ -303,14 +310,21 @@ class _Reader:
         return obj
 
     def _record(self, obj: dict, default_id: str, index: int, offset: int, where: str) -> Record | None:
-        if self.text_field not in obj:
+        if self.template is not None:
+            try:
+                text = self.template.render(obj)
+            except InputError as err:
+                return self._bad(where, str(err))
+            what = "the template's text"
+        elif self.text_field not in obj:
             fields = ", ".join(map(repr, obj)) or "none"
             return self._bad(where, f"no {self.text_field!r} field (fields: {fields})")
-        text = obj[self.text_field]
-        if not isinstance(text, str):
-            return self._bad(where, f"{self.text_field!r} is {_kind(text)}, not a string")
+        else:
+            text, what = obj[self.text_field], repr(self.text_field)
+            if not isinstance(text, str):
+                return self._bad(where, f"{what} is {_kind(text)}, not a string")
         if not text.strip():
-            return self._bad(where, f"{self.text_field!r} is empty or only whitespace")
+            return self._bad(where, f"{what} is empty or only whitespace")
         if len(text) > self.max_record_size:
             return self._bad(where, self._too_large(len(text.encode("utf-8"))))
 
@@ -322,7 +336,7 @@ class _Reader:
         if not doc_id:
             return self._bad(where, f"{self.id_field!r} is empty")
 
-        problem = _surrogate(text, self.text_field) or _surrogate(doc_id, self.id_field)
+        problem = _surrogate(text, what) or _surrogate(doc_id, repr(self.id_field))
         if problem:
             return self._bad(where, problem)
         first = self.seen_ids.get(doc_id)
@@ -365,7 +379,7 @@ def _surrogate(value: str, field: str) -> str | None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as err:
-        return f"{field!r} has an unpaired surrogate \\u{ord(value[err.start]):04x} at character {err.start}"
+        return f"{field} has an unpaired surrogate \\u{ord(value[err.start]):04x} at character {err.start}"
     return None
 
 
@@ -436,70 +450,102 @@ def check_source(path: Path, recorded: dict, *, by_time: bool) -> None:
                          "its records by); build the index again")
 
 
-def fetch_text(path: Path, offset: int, text_field: str = "text") -> str:
+def text_columns(text_field: str, template: Template | None) -> tuple[str, ...]:
+    """The fields a record's text is made of: its ``text_field``, or those ``template`` reads."""
+    return tuple(sorted(template.fields)) if template is not None else (text_field,)
+
+
+def fetch_text(path: Path, offset: int, text_field: str = "text", *, template: Template | None = None) -> str:
     """The text of the record at ``offset`` (a ``Record.offset``) in ``path``."""
-    return fetch_texts([path], np.zeros(1, np.int64), np.array([offset]), text_field)[0]
+    return fetch_texts([path], np.zeros(1, np.int64), np.array([offset]), text_field, template=template)[0]
 
 
 def fetch_texts(paths: Sequence[Path], file_index: np.ndarray, offset: np.ndarray, text_field: str = "text", *,
-                indexed: Indexed | None = None) -> list[str]:
-    """Texts of many records, in the order given (see :func:`fetch_values`)."""
-    return fetch_values(paths, file_index, offset, text_field, _is_text, text_field=text_field, indexed=indexed)
+                template: Template | None = None, indexed: Indexed | None = None) -> list[str]:
+    """Texts of many records, in the order given (see :func:`fetch_values`), made as ``read_records`` made
+    them: each record's ``text_field``, or ``template`` rendered over its fields."""
+    texts: list = [None] * len(offset)
+    for i, obj, where in _fetched(paths, file_index, offset, text_columns(text_field, template), text_field,
+                                  template, indexed):
+        text, problem = _text_of(obj, text_field, template)
+        if problem:
+            raise InputError(f"{where}: {problem}; has the file changed since it was indexed?")
+        texts[i] = text
+    return texts
 
 
 def fetch_values(paths: Sequence[Path], file_index: np.ndarray, offset: np.ndarray, field: str, check=None, *,
-                 text_field: str = "text", indexed: Indexed | None = None) -> list:
+                 text_field: str = "text", template: Template | None = None,
+                 indexed: Indexed | None = None) -> list:
     """The value of ``field`` in many records, in the order given (``field`` None: the whole record, a dict).
 
     Each file is opened once and read in offset order: a compressed stream can
     only be read forward, so one pass per file is the most it should cost.
     ``check(value)`` names what a valid value is; records failing it are errors.
     With ``indexed``, every record found must be the one indexed: its id (where
-    it has one) and the hash of its text (``text_field``) must match, or the
-    file has changed and nothing is returned.
+    it has one) and the hash of its text (its ``text_field``, or ``template``
+    rendered) must match, or the file has changed and nothing is returned.
     """
+    values: list = [None] * len(offset)
+    fields = None if field is None else (field, *text_columns(text_field, template))
+    for i, obj, where in _fetched(paths, file_index, offset, fields, text_field, template, indexed):
+        value = obj if field is None or obj is None else obj.get(field)
+        wanted = check(value) if check else None
+        if wanted:
+            raise InputError(f"{where}: no record with a {field!r} {wanted} here; "
+                             "has the file changed since it was indexed?")
+        values[i] = value
+    return values
+
+
+def _fetched(paths: Sequence[Path], file_index: np.ndarray, offset: np.ndarray, fields: tuple[str, ...] | None,
+             text_field: str, template: Template | None, indexed: Indexed | None) -> Iterator[tuple[int, dict | None, str]]:
+    """``(i, record, where)`` for the records at ``file_index[i]``, ``offset[i]``, one pass per file; with
+    ``indexed``, each checked to be the one indexed."""
     file_index = np.asarray(file_index)
     offset = np.asarray(offset)
     if not len(offset):
-        return []
+        return
+    if fields is not None and indexed is not None:
+        fields = (*fields, indexed.id_field)
+    fields = None if fields is None else tuple(dict.fromkeys(fields))
     order = np.lexsort((offset, file_index))
-    values: list = [None] * len(offset)
-    fields = None if field is None else tuple(dict.fromkeys((field, text_field, *((indexed.id_field,) if indexed else ()))))
     for group in np.split(order, np.flatnonzero(np.diff(file_index[order])) + 1):
         path = Path(paths[int(file_index[group[0]])])
         label, unit = _display(path), {".parquet": "row", ".txt": "offset"}.get(_suffix(path), "byte")
         at = offset[group].tolist()
         for i, o, obj in zip(group.tolist(), at, _fetch(path, at, fields, text_field)):
-            value = obj if field is None or obj is None else obj.get(field)
-            wanted = check(value) if check else None
-            if wanted:
-                raise InputError(f"{label}, {unit} {o}: no record with a {field!r} {wanted} here; "
-                                 "has the file changed since it was indexed?")
+            where = f"{label}, {unit} {o}"
             if indexed is not None:
-                _verify(obj, indexed, i, text_field, f"{label}, {unit} {o}")
-            values[i] = value
-    return values
+                _verify(obj, indexed, i, text_field, template, where)
+            yield i, obj, where
 
 
-def _verify(obj: dict | None, indexed: Indexed, i: int, text_field: str, where: str) -> None:
+def _text_of(obj: dict | None, text_field: str, template: Template | None) -> tuple[str | None, str | None]:
+    """A fetched record's text, or what keeps it from having one."""
+    if obj is not None and template is not None:
+        try:
+            return template.render(obj), None
+        except InputError as err:
+            return None, str(err)
+    text = obj.get(text_field) if obj is not None else None
+    return (text, None) if isinstance(text, str) else (None, f"no record with a {text_field!r} text is here")
+
+
+def _verify(obj: dict | None, indexed: Indexed, i: int, text_field: str, template: Template | None,
+            where: str) -> None:
     """Refuse a record that is not the one indexed as ``indexed.ids[i]``."""
     doc_id = indexed.ids[i]
-    text = obj.get(text_field) if obj is not None else None
+    text, problem = _text_of(obj, text_field, template)
     found = obj.get(indexed.id_field) if obj is not None else None
-    if not isinstance(text, str):
-        problem = f"no record with a {text_field!r} text is here now"
-    elif found is not None and str(found) != doc_id:
+    if problem is None and found is not None and str(found) != doc_id:
         problem = f"the record here now is {str(found)!r}"
-    elif indexed.hashes is not None and text_hashes([text])[0] != indexed.hashes[i]:
+    elif problem is None and indexed.hashes is not None and text_hashes([text])[0] != indexed.hashes[i]:
         problem = "its text is not the one indexed"
-    else:
+    if problem is None:
         return
     raise InputError(f"{where}: document {doc_id!r} was indexed here, but {problem}: the file has changed since "
                      "it was indexed; build the index again (or restore the file)")
-
-
-def _is_text(value) -> str | None:
-    return None if isinstance(value, str) else "text"
 
 
 def _fetch(path: Path, offsets: list[int], fields: tuple[str, ...] | None, text_field: str) -> list[dict | None]:

@@ -16,9 +16,10 @@ import faiss
 import numpy as np
 
 from .errors import CodeOutOfRange, IndexStateError
-from .indexdir import IndexDir, ShardDir, comparable, describe_holder, differences
+from .indexdir import SHARD_META, IndexDir, ShardDir, comparable, describe_holder, differences, template_of
 from .storage import is_url, local_copy
 from .store import CHUNK_ROWS, CodeStore
+from .template import Template
 
 DEFAULT_NAME = "nagindex.index"
 ENV_VAR = "NAGINDEX_INDEX"
@@ -59,6 +60,11 @@ class Shard:
     @property
     def files(self) -> list[Path]:
         return [Path(f["path"]) for f in self.meta["files"]]
+
+    @cached_property
+    def template(self) -> Template | None:
+        """What makes a record's text from its fields, as at build time; None: its text field."""
+        return template_of(self.meta, self.dir.path / SHARD_META)
 
 
 class Index:

@@ -19,7 +19,10 @@
       shards/00000-of-00004/     part 0 of 4 of a sharded build, listed by `nagindex merge`
 
 The *header* is what every shard of an index shares for its codes to be
-comparable: backbone, its dtype, extraction settings, layers, neurons per type, vectors.
+comparable: backbone, its dtype, extraction settings, layers, neurons per type,
+vectors, and the template that makes a record's text from its fields (its
+source, or null where records carry their text in a field): fetching a text
+back renders the same one, so its hash is checked against the one indexed.
 
 A shard is finished once its directory has lost the ``.partial`` suffix, and
 part of the index once the manifest lists it; both steps are atomic renames,
@@ -49,7 +52,8 @@ from filelock import FileLock, Timeout
 
 from .atomic import remove_leftovers, rename_durably, write_json
 from .corpus import SUFFIXES
-from .errors import IndexStateError
+from .errors import IndexStateError, InputError
+from .template import Template
 
 FORMAT = "nagindex"
 FORMAT_VERSION = 2
@@ -62,7 +66,7 @@ CODES = "codes.h5"
 VECTORS = "vectors.faiss"
 SKIPPED = "skipped.jsonl"
 PARTIAL = ".partial"
-HEADER = ("backbone", "dtype", "settings", "layers", "neurons", "vectors")
+HEADER = ("backbone", "dtype", "settings", "layers", "neurons", "vectors", "template")
 STORED = (CODES, VECTORS, SKIPPED)      # the files of a finished shard whose size and sha256 it records
 SHARD_NAME = re.compile(r"(\d{5})(?:-of-(\d{5}))?")
 PART_FILE = re.compile(r"part-(\d{6})\.h5")
@@ -88,6 +92,20 @@ def comparable(meta: dict) -> dict:
     return header
 
 
+def template_of(meta: dict, where: Path) -> Template | None:
+    """The template the records of a shard (its shard.json at ``where``) read by; None where they carry
+    their text in a field."""
+    source = meta.get("template")
+    if source is None:
+        return None
+    try:
+        if not isinstance(source, str):
+            raise InputError(f"a {type(source).__name__}, not a string")
+        return Template(source)
+    except InputError as err:
+        raise IndexStateError(f"{where}: damaged template ({err})") from None
+
+
 def differences(before: dict, after: dict, prefix: str = "") -> list[str]:
     """``"settings.top_k: 20, now 10"`` for each leaf where two headers differ."""
     out = []
@@ -96,8 +114,13 @@ def differences(before: dict, after: dict, prefix: str = "") -> list[str]:
         if isinstance(a, dict) and isinstance(b, dict):
             out += differences(a, b, f"{prefix}{key}.")
         elif a != b:
-            out.append(f"{prefix}{key}: {a}, now {b}")
+            out.append(f"{prefix}{key}: {_one_line(a)}, now {_one_line(b)}")
     return out
+
+
+def _one_line(value) -> str:
+    """A header value as a one-line message shows it: a template of several lines as its repr."""
+    return repr(value) if isinstance(value, str) and "\n" in value else str(value)
 
 
 def read_json(path: Path, what: str) -> dict:

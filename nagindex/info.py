@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .index import Index
+from .template import READY
 
 
 def describe(idx: Index) -> dict:
@@ -24,6 +25,7 @@ def describe(idx: Index) -> dict:
         ("layers x K", f"{idx.num_layers} x {s['top_k']}"),
         ("max length", f"{s['max_length']} tokens"),
         ("vectors", f"FAISS {idx.manifest['vectors']['faiss']} over {idx.manifest['vectors']['sketch']['dim']}-d sketches"),
+        ("record text", _record_text(idx)),
         ("kept fields", ", ".join(idx.kept_fields) or "none"),
         ("shards", str(len(idx.shards))),
         ("documents", f"{idx.documents:,}"),
@@ -34,6 +36,15 @@ def describe(idx: Index) -> dict:
                            + f"; pool statistics {_human(sizes['df'])} in all)"),
     ]
     return {"manifest": idx.manifest, "bytes": {**sizes, "total": total}, "bytes_per_document": per_doc, "lines": lines}
+
+
+def _record_text(idx: Index) -> str:
+    """Where the documents' texts come from: a field, or a template (by its ready name where it has one)."""
+    source = idx.manifest.get("template")
+    if source is None:
+        return "field " + ", ".join(sorted({s.meta.get("text_field", "text") for s in idx.shards}))
+    name = next((n for n, ready in READY.items() if ready == source), None)
+    return f"template {name}" if name else f"template {source!r}"
 
 
 def _human(n: float) -> str:

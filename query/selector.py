@@ -328,10 +328,11 @@ class Selector:
                 self.notes += [note] if note not in self.notes else []
             text_field = shard.meta["text_field"]
             if field_name is None and not record:
-                values = fetch_texts(paths, files[local], offsets[local], text_field, indexed=indexed)
+                values = fetch_texts(paths, files[local], offsets[local], text_field, template=shard.template,
+                                     indexed=indexed)
             else:
                 values = fetch_values(paths, files[local], offsets[local], field_name, check,
-                                      text_field=text_field, indexed=indexed)
+                                      text_field=text_field, template=shard.template, indexed=indexed)
             if convert is not None:
                 values = [convert(v, paths[f], o, lambda r=r: shard.store.ids_of(np.array([r]))[0])
                           for v, f, o, r in zip(values, files[local], offsets[local], local)]

@@ -1,7 +1,8 @@
 """Target examples: read, grouped by task, and turned into NAGs once.
 
-A targets file holds one example per record with its text and, optionally, a
-``target`` field naming the task; several tasks in one file are the paper's
+A targets file holds one example per record with its text (a text field, or a
+template over the record's fields: a benchmark's own records, as exported)
+and, optionally, a ``target`` field naming the task; several tasks in one file are the paper's
 multi-target setting. Examples without a task name belong to a task named
 after their file: its whole name less the data suffix (``mmlu.stem.jsonl.gz``
 is ``mmlu.stem``). A name that is a number or a boolean is kept as written
@@ -24,6 +25,7 @@ import numpy as np
 from nagindex.settings import cache_dir
 from nagindex.corpus import data_stem, find_files, read_records
 from nagindex.errors import InputError
+from nagindex.template import Template
 
 TARGET_FIELD = "target"
 
@@ -43,7 +45,8 @@ class Targets:
         return {k: np.asarray(v) for k, v in out.items()}
 
 
-def read_targets(spec, text_field: str = "text", target_field: str = TARGET_FIELD) -> Targets:
+def read_targets(spec, text_field: str = "text", target_field: str = TARGET_FIELD, *,
+                 template: Template | str | None = None) -> Targets:
     """Read target examples, each with the name of its task.
 
     Args:
@@ -51,6 +54,9 @@ def read_targets(spec, text_field: str = "text", target_field: str = TARGET_FIEL
         text_field: the field holding an example's text.
         target_field: the field naming an example's task; without it, the task is named after
             the file.
+        template: makes an example's text from its fields instead of ``text_field``: a
+            :class:`nagindex.template.Template`, or what makes one (a ready name such as
+            ``"mmlu"``, or Jinja2 text).
 
     Returns:
         :class:`Targets`: texts and task names in file order.
@@ -59,12 +65,14 @@ def read_targets(spec, text_field: str = "text", target_field: str = TARGET_FIEL
         InputError: a bad record (named with its file and line or row), or no example at all.
     """
     files = find_files(spec)
+    template = Template(template) if isinstance(template, str) else template
     texts, names = [], []
-    for r in read_records(files, text_field, id_field=None, extra_fields=(target_field,)):
+    for r in read_records(files, text_field, id_field=None, extra_fields=(target_field,), template=template):
         texts.append(r.text)
         names.append(task_name(r.fields.get(target_field), files[r.file_index], r.where, target_field))
     if not texts:
-        raise InputError(f"{spec}: no target examples (records need a {text_field!r} field)")
+        needs = "the template's fields" if template is not None else f"a {text_field!r} field"
+        raise InputError(f"{spec}: no target examples (records need {needs})")
     return Targets(texts, names)
 
 

@@ -12,7 +12,7 @@ import faiss
 import numpy as np
 import pytest
 
-from helpers import build, run, snapshot
+from helpers import build, rows, run, snapshot
 from nagindex.errors import IndexStateError
 from nagindex.index import Index
 
@@ -208,3 +208,82 @@ def test_a_record_over_the_size_limit_stops_the_build_or_is_skipped(tiny_model, 
     assert "write a size" in build(tiny_model, corpus, tmp_path / "i", "--max-record-size", "0", ok=False).output
     build(tiny_model, corpus, tmp_path / "j", "--max-record-size", "1KB", "--skip-bad")
     assert Index(tmp_path / "j").ids.tolist() == ["a0"]
+
+
+def arc_records(prefix: str, n: int) -> list[dict]:
+    """ARC-Challenge records, as its Hugging Face export holds them."""
+    from test_template import RECORDS
+
+    return [{**RECORDS["arc-challenge"], "id": f"{prefix}-{i}", "question": f"Which gas do plants take in, case {i}?"}
+            for i in range(n)]
+
+
+def write_records(path: Path, records: list[dict]) -> Path:
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(records), path)
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+@pytest.fixture
+def arc_corpus(tmp_path) -> tuple[Path, dict[str, str]]:
+    """A corpus of ARC records in JSONL and Parquet, and each record's text by the ready template."""
+    from nagindex.template import Template
+
+    corpus = tmp_path / "arc"
+    corpus.mkdir()
+    jsonl, parquet = arc_records("j", 4), arc_records("p", 3)
+    write_records(corpus / "arc.jsonl", jsonl)
+    write_records(corpus / "arc.parquet", parquet)
+    return corpus, {r["id"]: Template("arc-challenge").render(r) for r in jsonl + parquet}
+
+
+def test_a_corpus_built_with_a_template_gives_back_its_texts_rendered_and_checked(tiny_model, arc_corpus, tmp_path):
+    corpus, texts = arc_corpus
+    index = tmp_path / "arc.index"
+    build(tiny_model, corpus, index, "--template", "arc-challenge")
+    targets = write_records(tmp_path / "targets.jsonl", [{"text": "Which gas do plants take in?"}])
+    out = rows(run("query", targets, "-i", index, "-k", "7", "--with-text").output)
+    assert {r["id"]: r["text"] for r in out} == texts
+    assert "template arc-challenge" in run("info", index).output
+    # The answer key is part of the text: another one, in as many bytes, is another text.
+    path = corpus / "arc.jsonl"
+    path.write_text(path.read_text().replace('"answerKey": "B"', '"answerKey": "C"', 1))
+    result = run("query", targets, "-i", index, "-k", "7", "--with-text", ok=False)
+    assert "arc.jsonl, byte 0: document 'j-0' was indexed here, but its text is not the one indexed" in result.output
+
+
+def test_a_corpus_record_missing_a_templates_field_stops_the_build_or_is_skipped(tiny_model, arc_corpus, tmp_path):
+    corpus, _ = arc_corpus
+    with (corpus / "arc.jsonl").open("a") as f:
+        f.write(json.dumps({"id": "bad", "question": "Why?", "choices": {"text": ["no"], "label": ["A"]}}) + "\n")
+    result = build(tiny_model, corpus, tmp_path / "i", "--template", "arc-challenge", ok=False)
+    assert "arc.jsonl, line 5: the template needs a field the record lacks: 'answerKey' is undefined" in result.output
+    result = build(tiny_model, corpus, tmp_path / "i", "--template", "mmlu", ok=False)
+    assert "an unfinished build with other settings is here (template: " in result.output
+    result = build(tiny_model, corpus, tmp_path / "i", "--template", "arc-challenge", "--skip-bad", ok=False)
+    assert "an unfinished build with other settings is here (skip_bad: False, now True)" in result.output
+    assert "skipped 1 bad records" in build(tiny_model, corpus, tmp_path / "j", "--template", "arc-challenge",
+                                            "--skip-bad").output
+    assert Index(tmp_path / "j").documents == 7
+
+
+def test_append_with_another_template_is_refused_naming_it(tiny_model, arc_corpus, tmp_path):
+    corpus, _ = arc_corpus
+    index = tmp_path / "i"
+    build(tiny_model, corpus / "arc.jsonl", index, "--template", "arc-challenge")
+    more = write_records(tmp_path / "more.jsonl", arc_records("m", 2))
+    result = build(tiny_model, more, index, "--append", "--template", "{{ question }}", ok=False)
+    assert result.exit_code != 0
+    assert "template: 'Question: {{ question }}\\nAnswer: {{ choices.text[choices.label.index(answerKey)] }}', " \
+           "now {{ question }}" in result.output
+    result = build(tiny_model, more, index, "--append", ok=False)
+    assert "now None" in result.output
+    result = build(tiny_model, corpus / "arc.jsonl", index, "--template", "{{ question }}", ok=False)
+    assert "already holds this corpus, built with other settings (template: " in result.output
+    build(tiny_model, more, index, "--append", "--template", "arc-challenge")
+    assert Index(index).documents == 6

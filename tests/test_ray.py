@@ -79,3 +79,24 @@ def test_a_damaged_code_found_by_a_ray_task_names_its_file_and_document(cluster,
     result = run("query", demo / "targets.jsonl", "-i", index, "-k", "10", "--engine", "ray", ok=False)
     assert result.exit_code != 0 and isinstance(result.exception, SystemExit)
     assert str(codes.absolute()) in result.output and repr(damaged) in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.ray
+def test_a_ray_build_with_a_template_equals_local_build(cluster, tiny_model, tmp_path):
+    from test_build import arc_records, write_records
+
+    from nagindex.corpus import text_hashes
+    from nagindex.template import Template
+
+    records = arc_records("a", 5)
+    corpus = write_records(tmp_path / "arc.parquet", records)
+    local, distributed = tmp_path / "local", tmp_path / "ray"
+    for path, engine in ((local, ()), (distributed, ("--engine", "ray"))):
+        build(tiny_model, corpus, path, "--template", "arc-challenge", "--window", "2", *engine)
+    a, b = snapshot(local), snapshot(distributed)
+    assert a["ids"] == b["ids"] and a["tokens"] == b["tokens"]
+    np.testing.assert_array_equal(a["codes"], b["codes"])
+    rendered = text_hashes(Template("arc-challenge").render(r) for r in records)
+    for path in (local, distributed):
+        np.testing.assert_array_equal(Index(path).shards[0].store.text_hashes(np.arange(5)), rendered)
+    assert Index(distributed).manifest["template"] == Template("arc-challenge").source
