@@ -323,9 +323,11 @@ def query_command(targets, index, documents, tokens, fraction, output, fmt, shar
     result = selector.select(parsed, budget, spec, search=search, dedup=dedup, weights=_weights(weights),
                              quality=quality, invert_quality=invert_quality, with_text=with_text, with_fields=fields,
                              oversample=oversample or DEFAULT_OVERSAMPLE, nprobe=nprobe)
-    card = selection_card(selector, result, parsed, spec, budget, target_files=list(targets), search=search, dedup=dedup,
-                          weights=_weights(weights), quality_field=quality_field, invert_quality=invert_quality,
-                          with_text=with_text, with_fields=fields) if where.directory else None
+    # How the targets' texts were made: a data card must say what the selection was chosen for.
+    target_text = {"template": template.source} if template is not None else {"field": text_field or "text"}
+    card = selection_card(selector, result, parsed, spec, budget, target_files=list(targets), target_text=target_text,
+                          search=search, dedup=dedup, weights=_weights(weights), quality_field=quality_field,
+                          invert_quality=invert_quality, with_text=with_text, with_fields=fields) if where.directory else None
     shards = where.write(result.table, shuffle=shuffle, seed=seed, manifest=card)
     if where.directory:
         click.echo(f"{where.url}: {len(shards)} {where.fmt} shards, {sum(s.bytes for s in shards):,} bytes", err=True)

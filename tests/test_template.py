@@ -120,6 +120,9 @@ def test_a_users_template_and_target_names_in_a_jsonl_file(demo_index, tmp_path)
     write_export(path, [{**RECORDS["arc-challenge"], "target": "arc"}, {**RECORDS["mmlu"], "target": "mmlu"}])
     out = rows(query(demo_index, path, "--template", "{{ question }}", "-k", "4").output)
     assert {r["target"] for r in out} == {"arc", "mmlu"}
+    query(demo_index, path, "--template", "{{ question }}", "-k", "4", "-o", f"{tmp_path}/selected/")
+    card = json.loads((tmp_path / "selected" / ".nagindex-selection.json").read_text())
+    assert card["query"]["target_text"] == {"template": "{{ question }}"}
     assert read_targets(path, template="{{ question }}").texts == [
         RECORDS["arc-challenge"]["question"], RECORDS["mmlu"]["question"]]
 
