@@ -4,6 +4,9 @@ Each store becomes one shard, hard-linked into the index, not copied (the
 stores of a benchmark run to gigabytes; a hard link keeps the index inside its
 own directory, which opening an index demands, where a symbolic link would
 not). Vectors, shard metadata and manifest are written as a build writes them.
+Without a FAISS spec the index has no vectors and serves the exact scan alone:
+sketching 10^7 documents takes longer than the benchmarks that need that many
+spend on what they measure.
 """
 from __future__ import annotations
 
@@ -19,12 +22,12 @@ from nagindex.synthetic import NEURON_TYPE, Pool, header
 from .vectors import build_vectors
 
 
-def make_index(path: Path, stores: list[Path], pool: Pool, spec: str = DEFAULT_FAISS, dim: int = DEFAULT_DIM) -> float:
+def make_index(path: Path, stores: list[Path], pool: Pool, spec: str | None = DEFAULT_FAISS,
+               dim: int = DEFAULT_DIM) -> float:
     """An index at ``path`` over ``stores`` (one shard each) with ``spec`` vectors of ``dim``
-    dimensions; returns the seconds spent building the vectors."""
+    dimensions, or none (``spec`` None); returns the seconds spent building the vectors."""
     index = IndexDir(path)
     head = header(pool, spec, dim)
-    sketch = Sketch.from_dict(head["vectors"]["sketch"])
     metas, seconds = [], 0.0
     with index.lock():
         for i, store_path in enumerate(stores):
@@ -34,7 +37,8 @@ def make_index(path: Path, stores: list[Path], pool: Pool, spec: str = DEFAULT_F
                 os.link(store_path, shard.codes)
             with CodeStore(shard.codes) as store:
                 t = time.perf_counter()
-                build_vectors(store, NEURON_TYPE, sketch, spec, shard.vectors)
+                if spec is not None:
+                    build_vectors(store, NEURON_TYPE, Sketch.from_dict(head["vectors"]["sketch"]), spec, shard.vectors)
                 seconds += time.perf_counter() - t
                 meta = {"name": shard.name, **head, "documents": store.rows, "tokens": int(store.tokens().sum()),
                         "files": [], "text_field": "text", "id_field": "id", "skipped": 0}

@@ -11,7 +11,8 @@
         shard.json               header, documents, tokens, corpus files (path, size, mtime),
                                  the text and id fields, and each stored file's size and sha256
         codes.h5                 the code store (nagindex.store)
-        vectors.faiss            one vector per document (nagindex.sketch)
+        vectors.faiss            one vector per document (nagindex.sketch); absent where the
+                                 header records no vectors (an index for the exact scan alone)
         skipped.jsonl            records that --skip-bad passed over, if any
       shards/00001.partial/      a build or append in progress, resumable:
         plan.json                what it was asked to do (a rerun must ask the same)
@@ -218,7 +219,7 @@ class ShardDir:
 
     def check_files(self, meta: dict, root: Path) -> None:
         """Every stored file is here, inside the index, with its recorded size: cheap, on every open."""
-        for name in (CODES, VECTORS):
+        for name in (CODES, VECTORS) if meta.get("vectors") is not None else (CODES,):
             if name not in meta["stored"]:
                 raise IndexStateError(f"{self.path / SHARD_META}: damaged shard metadata (records no {name})")
         for name, want in meta["stored"].items():

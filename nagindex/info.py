@@ -11,7 +11,8 @@ def describe(idx: Index) -> dict:
     for shard in idx.shards:
         for kind, size in shard.store.stored_bytes().items():
             sizes[kind if kind in sizes else "metadata"] += size
-        sizes["vectors"] += shard.dir.vectors.stat().st_size
+        if shard.dir.vectors.exists():
+            sizes["vectors"] += shard.dir.vectors.stat().st_size
         total += sum(f["bytes"] for f in shard.meta["stored"].values())
     n = max(idx.documents, 1)
     tokens = int(idx.manifest["tokens"])
@@ -24,7 +25,7 @@ def describe(idx: Index) -> dict:
         ("neuron types", ", ".join(f"{t} (N={idx.neurons[t]})" for t in idx.neuron_types)),
         ("layers x K", f"{idx.num_layers} x {s['top_k']}"),
         ("max length", f"{s['max_length']} tokens"),
-        ("vectors", f"FAISS {idx.manifest['vectors']['faiss']} over {idx.manifest['vectors']['sketch']['dim']}-d sketches"),
+        ("vectors", _vectors(idx.manifest["vectors"])),
         ("record text", _record_text(idx)),
         ("kept fields", ", ".join(idx.kept_fields) or "none"),
         ("shards", str(len(idx.shards))),
@@ -45,6 +46,12 @@ def _record_text(idx: Index) -> str:
         return "field " + ", ".join(sorted({s.meta.get("text_field", "text") for s in idx.shards}))
     name = next((n for n, ready in READY.items() if ready == source), None)
     return f"template {name}" if name else f"template {source!r}"
+
+
+def _vectors(vectors: dict | None) -> str:
+    if vectors is None:
+        return "none: exact search only (--search approx needs vectors)"
+    return f"FAISS {vectors['faiss']} over {vectors['sketch']['dim']}-d sketches"
 
 
 def _human(n: float) -> str:

@@ -136,13 +136,14 @@ def write_store(path: Path, pool: Pool, docs: int) -> None:
                                   source_offset=rows, codes={NEURON_TYPE: pool.codes(start, len(rows))}))
 
 
-def header(pool: Pool, spec: str, dim: int) -> dict:
-    """What a real build records, for a synthetic backbone."""
+def header(pool: Pool, spec: str | None, dim: int) -> dict:
+    """What a real build records, for a synthetic backbone; ``spec`` None: no vectors (exact search only)."""
     layers = pool.always.shape[0]
     return {
         "backbone": {"name": "synthetic", "sha256": "0" * 64, "architecture": "synthetic"},
         "settings": {"neuron_types": [NEURON_TYPE], "top_k": pool.top_k, "max_length": 120},
         "layers": layers,
         "neurons": {NEURON_TYPE: pool.neurons},
-        "vectors": {"neuron_type": NEURON_TYPE, "faiss": spec, "sketch": Sketch(layers, pool.neurons, dim).as_dict()},
+        "vectors": None if spec is None else
+                   {"neuron_type": NEURON_TYPE, "faiss": spec, "sketch": Sketch(layers, pool.neurons, dim).as_dict()},
     }

@@ -10,7 +10,7 @@ one checks, shard by shard, and goes on past a damaged shard to the next:
 - every dataset of the code store, read and checked (HDF5's checksums, the
   codes' row checksums, the ids' CRCs), the codes within the backbone's
   neurons and the slot counts equal to a recount of the codes;
-- the FAISS file: readable, one vector per document.
+- the FAISS file, where the index has vectors: readable, one vector per document.
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def verify(path: str | os.PathLike) -> VerifyReport:
             continue
         report.documents += int(meta["documents"])
         report.problems += shard.damaged_files(meta)
-        for check in (_check_store, _check_vectors):
+        for check in (_check_store, _check_vectors) if meta["vectors"] is not None else (_check_store,):
             try:
                 check(shard, meta)
             except IndexStateError as e:

@@ -69,9 +69,11 @@ def resolve(search: str, index: Index, budgets: list[Budget], neuron_type: str, 
     """``exact`` or ``approx`` for one query; says why approx cannot serve it if asked for."""
     if search == "exact":
         return "exact"
-    vectors = index.manifest["vectors"]["neuron_type"]
+    vectors = (index.manifest["vectors"] or {}).get("neuron_type")
     if with_quality:
         blocker = "--quality-field is normalised over the whole pool, which only the exact scan scores"
+    elif vectors is None:
+        blocker = f"{index.path} has no FAISS vectors (it was written for the exact scan alone)"
     elif neuron_type != vectors:
         blocker = f"the index's FAISS vectors are of {vectors}, not {neuron_type}"
     else:

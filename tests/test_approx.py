@@ -10,6 +10,7 @@ from nagindex.errors import NagindexError
 from nagindex.faiss_index import MAX_K, gpus
 from nagindex.index import Index
 from nagindex.sketch import Sketch
+from nagindex.verify import verify
 from nagindex.store import Rows, write_rows
 from nagindex.synthetic import NEURON_TYPE, Pool
 from indexer.synthetic import make_index
@@ -18,6 +19,7 @@ from query.budget import Budget
 from query.profile import ScoreSpec, build_profiles
 from query.selector import Selector
 from query.targets import Targets
+from helpers import run
 
 needs_faiss_gpu = pytest.mark.skipif(not gpus(), reason="needs faiss-gpu (nagindex[gpu]) and a GPU")
 
@@ -205,6 +207,26 @@ def test_resolve_says_why_approx_cannot_serve(flat):
         resolve("approx", index, small, NEURON_TYPE, with_quality=True)
     with pytest.raises(NagindexError, match="fwd_up, not att_q"):
         resolve("approx", index, small, "att_q", with_quality=False)
+
+
+def test_an_index_without_vectors_serves_the_exact_scan_alone(pool, stores, flat, tmp_path, monkeypatch):
+    path = tmp_path / "exact.index"
+    make_index(path, stores, pool, spec=None)
+    assert not list(path.glob("shards/*/vectors.faiss"))
+    selector, targets = _selector(path, pool)
+    budget = Budget(fraction=0.2)
+    assert (selector.select(targets, budget, search="exact").table.to_pydict()
+            == _selector(flat, pool)[0].select(targets, budget, search="exact").table.to_pydict())
+    small = [Budget(documents=10)]
+    monkeypatch.setattr("query.approx.AUTO_MIN_POOL", 1)        # auto would approximate on these pools
+    assert resolve("auto", Index(flat), small, NEURON_TYPE, with_quality=False) == "approx"
+    assert resolve("auto", selector.index, small, NEURON_TYPE, with_quality=False) == "exact"
+    with pytest.raises(NagindexError, match="has no FAISS vectors.*use --search exact"):
+        selector.select(targets, small[0], search="approx")
+    # verify says of it what it says of the same stores with vectors, and reads no FAISS file
+    assert [p.replace(str(path), "") for p in verify(path).problems] == [p.replace(str(flat), "") for p in verify(flat).problems]
+    info = run("info", path).output
+    assert "exact search only" in info and "vectors 0" in info
 
 
 def test_vectors_hold_the_exact_score_when_every_slot_has_its_own_dimension(pool):
