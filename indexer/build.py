@@ -34,7 +34,7 @@ from nagindex.progress import phase
 from nagindex.store import CodeStore, Rows, concat_stores
 
 from .options import BuildOptions
-from .parts import PartWriter, kept_fields, pending_windows, write_skipped
+from .parts import PartWriter, Resume, kept_fields, pending_windows, resume_point, write_skipped
 from .vectors import build_vectors
 
 
@@ -148,20 +148,24 @@ def _build(index: IndexDir, everything: list[Path], files: list[Path], skipped: 
     work = index.work(name)
     _prepare(work, plan)
 
-    seen = KnownIds(Index(index.path), f"{index.path} (already indexed)") if manifest else {}
-    # Ids name files relative to the whole corpus: a part built with --shard
-    # gives each document the id that an unsharded build gives it.
-    read = functools.partial(read_records, files, options.text_field, options.id_field, template=options.template,
-                             extra_fields=options.keep_fields, on_error="skip" if options.skip_bad else "raise", seen_ids=seen,
-                             max_record_size=options.max_record_size,
-                             root=_common_root(everything))
     done = 0
     if not work.is_finished:
+        # Reading starts after the windows already finished; their ids and skipped records come from their parts.
+        resume = resume_point(work)
+        seen = KnownIds(Index(index.path), f"{index.path} (already indexed)") if manifest else {}
+        seen.update(resume.seen)
+        skipped += resume.skipped
+        # Ids name files relative to the whole corpus: a part built with --shard
+        # gives each document the id that an unsharded build gives it.
+        read = functools.partial(read_records, files, options.text_field, options.id_field, template=options.template,
+                                 extra_fields=options.keep_fields, on_error="skip" if options.skip_bad else "raise",
+                                 seen_ids=seen, max_record_size=options.max_record_size,
+                                 root=_common_root(everything), start=resume.start)
         if options.engine == "ray":
             from .ray_build import extract_windows
-            done = extract_windows(read, work, options, skipped)
+            done = extract_windows(read, work, options, skipped, resume)
         else:
-            done = _extract_windows(read(skipped=skipped), work, extractor, options)
+            done = _extract_windows(read(skipped=skipped), work, extractor, options, skipped, resume)
     meta = _finish_shard(work, header, plan, skipped, options)
     index.finish(work)
     if options.shard is None:
@@ -255,12 +259,14 @@ def _prepare(work: ShardDir, plan: dict) -> None:
     work.clean()
 
 
-def _extract_windows(records: Iterator[Record], work: ShardDir, extractor: Extractor, options: BuildOptions) -> int:
+def _extract_windows(records: Iterator[Record], work: ShardDir, extractor: Extractor, options: BuildOptions,
+                     skipped: list[Skipped], resume: Resume) -> int:
     """Write every missing part; return how many documents were already done."""
     with PartWriter(work, options.progress, extractor.settings.max_length) as parts:
-        windows = pending_windows(records, work, options.window)
-        for (k, window), nags in extractor.extract_stream(windows, lambda kw: [r.text for r in kw[1]]):
-            parts.write(k, Rows(
+        windows = pending_windows(records, work, options.window, skipped, resume)
+        for w, nags in extractor.extract_stream(windows, lambda w: [r.text for r in w.records]):
+            window = w.records
+            parts.write(w.k, Rows(
                 ids=[r.id for r in window],
                 tokens=nags.tokens,
                 source_file=np.fromiter((r.file_index for r in window), np.uint32, len(window)),
@@ -269,7 +275,7 @@ def _extract_windows(records: Iterator[Record], work: ShardDir, extractor: Extra
                 impacts=nags.impacts if options.store_impacts else {},
                 fields=kept_fields(window, options.keep_fields),
                 text_hash=text_hashes(r.text for r in window),
-            ))
+            ), w.end, [r.where for r in window])
     return parts.done
 
 

@@ -5,6 +5,11 @@ window's NAGs as its own part file inside the shard's ``.partial`` directory,
 atomically. Whoever extracts the NAGs (this process, or Ray replicas,
 :mod:`indexer.ray_build`) hands windows to one :class:`PartWriter`, so a build
 resumes the same way whichever engine ran it before.
+
+Each part records where its window ends in the corpus (docs/design.md §5): a
+rerun starts reading after the longest run of finished windows from the
+first, with the ids and skipped records of those windows taken from their
+parts, and reads none of the corpus before.
 """
 from __future__ import annotations
 
@@ -12,13 +17,14 @@ import dataclasses
 import json
 import time
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from nagindex.atomic import atomic_path
-from nagindex.corpus import Record, Skipped, number
+from nagindex.corpus import Position, Record, Skipped, number
 from nagindex.indexdir import ShardDir
 from nagindex.store import CodeStore, Rows, write_rows
 
@@ -34,11 +40,55 @@ def _windows(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
         yield block
 
 
-def pending_windows(records: Iterator[Record], work: ShardDir, size: int) -> Iterator[tuple[int, list[Record]]]:
-    """The numbered windows whose parts an earlier run has not written yet."""
-    for k, window in enumerate(_windows(records, size)):
+@dataclass
+class Resume:
+    """Where a build whose first ``windows`` windows are finished reads on, and what it read before."""
+
+    windows: int = 0
+    documents: int = 0
+    start: Position | None = None                           # read_records(start=): after those windows
+    skipped: list[Skipped] = field(default_factory=list)    # the records those windows passed over
+    seen: dict[str, str] = field(default_factory=dict)      # their ids, with where each was read
+
+
+def resume_point(work: ShardDir) -> Resume:
+    """The longest run of finished parts from the first, as their recorded ends tell it."""
+    resume = Resume()
+    while (found := work.part_end(resume.windows)) is not None:
+        end, seen = found
+        if end["documents"] != resume.documents + len(seen):
+            break
+        resume.seen.update(seen)
+        resume.skipped += [Skipped(**s) for s in end["skipped"]]
+        resume.start = Position(**end["next"])
+        resume.windows += 1
+        resume.documents += len(seen)
+    return resume
+
+
+@dataclass
+class Window:
+    """A numbered window of records, and what its part records of where it ends (ShardDir.mark_part)."""
+
+    k: int
+    records: list[Record]
+    end: dict
+
+
+def pending_windows(records: Iterator[Record], work: ShardDir, size: int, skipped: list[Skipped],
+                    resume: Resume) -> Iterator[Window]:
+    """The numbered windows from ``resume`` on whose parts an earlier run has not written yet.
+
+    ``records`` is read from ``resume.start``; ``skipped`` is the list it adds to.
+    """
+    reported, documents = len(skipped), resume.documents
+    for k, window in enumerate(_windows(records, size), resume.windows):
+        documents += len(window)
+        end = {"next": dataclasses.asdict(window[-1].after), "documents": documents,
+               "skipped": [dataclasses.asdict(s) for s in skipped[reported:]]}
+        reported = len(skipped)
         if not work.part(k).exists():
-            yield k, window
+            yield Window(k, window, end)
 
 
 class PartWriter:
@@ -59,9 +109,11 @@ class PartWriter:
         self._tokens = 0
         self._started = time.perf_counter()
 
-    def write(self, k: int, rows: Rows) -> None:
+    def write(self, k: int, rows: Rows, end: dict, where: list[str]) -> None:
+        """Write window ``k`` with what :func:`pending_windows` says of its end and ``where`` each record was read."""
         with atomic_path(self.work.part(k)) as tmp:
             write_rows(tmp, rows)
+            self.work.mark_part(tmp, end, dict(zip(rows.ids, where)))
         self._bar.update(len(rows))
         self._tokens += int(np.minimum(rows.tokens, self.max_length).sum())
         rate = self._tokens / max(time.perf_counter() - self._started, 1e-9)

@@ -15,6 +15,7 @@ index.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from pathlib import Path
 from typing import Callable, Iterator
@@ -29,16 +30,17 @@ from nagindex.indexdir import ShardDir
 from nagindex.store import Rows
 
 from .options import BuildOptions
-from .parts import PartWriter, kept_fields, pending_windows, read_skipped, write_skipped
+from .parts import PartWriter, Resume, kept_fields, pending_windows, read_skipped, write_skipped
 
 _NODE_LABEL = "ray.io/node-id"
 
 
 def extract_windows(read: Callable[..., Iterator[Record]], work: ShardDir, options: BuildOptions,
-                    skipped: list[Skipped]) -> int:
+                    skipped: list[Skipped], resume: Resume) -> int:
     """Write every missing part of ``work``; return how many documents were already done.
 
-    ``read(skipped=list)`` yields the shard's records, as in a local build.
+    ``read(skipped=list)`` yields the shard's records from ``resume`` on, as in
+    a local build.
     """
     ray = connect(options.ray_address)
     # The part writer shows progress; Ray Data's own reports go to the session's logs unless asked for.
@@ -48,9 +50,12 @@ def extract_windows(read: Callable[..., Iterator[Record]], work: ShardDir, optio
     work = ShardDir(work.name, work.path.absolute())
     here = {_NODE_LABEL: ray.get_runtime_context().get_node_id()}
     replicas, resources = _replicas(ray)
-    # One seed row starts the one reader, on this node.
+    work.skipped.unlink(missing_ok=True)      # what the reader of a killed run left
+    # One seed row starts the one reader, on this node (the ids read before are in ``read`` already).
+    where = Resume(resume.windows, resume.documents)
     windows = ray.data.from_items([{"reader": 0}]).map_batches(
-        _read_windows, fn_args=(read, work, options.window, options.keep_fields), batch_size=None, num_cpus=0, label_selector=here)
+        _read_windows, fn_args=(read, work, options.window, options.keep_fields, where), batch_size=None, num_cpus=0,
+        label_selector=here)
     # One window a block, not Ray's 128 MB: a replica's task is then one window, written as soon as it is done.
     windows = windows.repartition(target_num_rows_per_block=options.window)
     nags = windows.map_batches(
@@ -61,8 +66,8 @@ def extract_windows(read: Callable[..., Iterator[Record]], work: ShardDir, optio
     with worker_errors(), PartWriter(work, options.progress, options.settings.max_length) as parts:
         gathered = _Windows()
         for batch in nags.iter_batches(batch_size=None, batch_format="numpy"):
-            for k, rows in gathered.add(batch):
-                parts.write(k, rows)
+            for k, rows, end, where in gathered.add(batch):
+                parts.write(k, rows, end, where)
     if work.skipped.exists():
         skipped.extend(read_skipped(work.skipped))
     return parts.done
@@ -88,11 +93,11 @@ def _portable(model: str | None) -> str | None:
 
 
 def _read_windows(_, read: Callable[..., Iterator[Record]], work: ShardDir, size: int,
-                  fields: tuple[str, ...]) -> Iterator[dict]:
+                  fields: tuple[str, ...], resume: Resume) -> Iterator[dict]:
     """The one reader: the pending windows of the corpus, as batches of rows."""
     skipped: list[Skipped] = []
-    for k, window in pending_windows(read(skipped=skipped), work, size):
-        n = len(window)
+    for w in pending_windows(read(skipped=skipped), work, size, skipped, resume):
+        k, window, n = w.k, w.records, len(w.records)
         yield {
             # Where each row comes from: its window, its place in the window, the window's length.
             "window": np.full(n, k, np.int64),
@@ -102,6 +107,9 @@ def _read_windows(_, read: Callable[..., Iterator[Record]], work: ShardDir, size
             "text": np.array([r.text for r in window], dtype=object),
             "file": np.fromiter((r.file_index for r in window), np.uint32, n),
             "offset": np.fromiter((r.offset for r in window), np.int64, n),
+            "where": np.array([r.where for r in window], dtype=object),
+            # The window's end, for its part, travels on its first row.
+            "end": np.array([json.dumps(w.end)] + [""] * (n - 1), dtype=object),
             **{f"field:{name}": values for name, values in kept_fields(window, fields).items()},
         }
     if skipped:
@@ -134,17 +142,18 @@ class _Windows:
     def __init__(self):
         self.pieces: dict[int, list[dict[str, np.ndarray]]] = {}
 
-    def add(self, batch: dict[str, np.ndarray]) -> Iterator[tuple[int, Rows]]:
+    def add(self, batch: dict[str, np.ndarray]) -> Iterator[tuple[int, Rows, dict, list[str]]]:
         for k in np.unique(batch["window"]):
             mine = batch["window"] == k
             pieces = self.pieces.setdefault(int(k), [])
             pieces.append({name: column[mine] for name, column in batch.items()})
             if sum(len(p["row"]) for p in pieces) == pieces[0]["size"][0]:
                 del self.pieces[int(k)]
-                yield int(k), _rows(pieces)
+                yield int(k), *_rows(pieces)
 
 
-def _rows(pieces: list[dict[str, np.ndarray]]) -> Rows:
+def _rows(pieces: list[dict[str, np.ndarray]]) -> tuple[Rows, dict, list[str]]:
+    """A window's rows, its end and where each row was read."""
     columns = {name: np.concatenate([p[name] for p in pieces]) for name in pieces[0]}
     order = np.argsort(columns["row"])
     columns = {name: column[order] for name, column in columns.items()}
@@ -154,4 +163,5 @@ def _rows(pieces: list[dict[str, np.ndarray]]) -> Rows:
 
     return Rows(ids=columns["id"].tolist(), tokens=columns["tokens"], source_file=columns["file"],
                 source_offset=columns["offset"], codes=typed("codes:"), impacts=typed("impacts:"),
-                fields=typed("field:"), text_hash=columns["text_hash"])
+                fields=typed("field:"), text_hash=columns["text_hash"]), \
+        json.loads(columns["end"][0]), columns["where"].tolist()

@@ -140,6 +140,21 @@ def data_stem(path: Path) -> str:
 
 
 @dataclass(frozen=True)
+class Position:
+    """A place in a list of corpus files from which reading can start again (``read_records(start=)``).
+
+    A resumed build starts after the last document it had finished, without
+    reading what lies before: a plain file is seeked into, a compressed one
+    decompressed up to ``offset`` and the bytes discarded, a Parquet file
+    entered at the row group holding ``offset``.
+    """
+
+    file: int = 0      # the index of the file in the list
+    offset: int = 0    # JSONL: byte of the decompressed content where a line starts; Parquet: row; text: 0
+    line: int = 0      # JSONL: how many lines lie before ``offset`` (records are named by line)
+
+
+@dataclass(frozen=True)
 class Record:
     """One document, with what is needed to find it again in its file."""
 
@@ -149,6 +164,7 @@ class Record:
     offset: int  # JSONL: byte offset of the line (decompressed); Parquet: row; text: 0
     where: str
     fields: dict
+    after: Position = Position()   # where reading starts again to go on after this record
 
 
 @dataclass
@@ -172,8 +188,9 @@ def read_records(
     root: Path | None = None,
     max_record_size: int = MAX_RECORD_SIZE,
     template: Template | None = None,
+    start: Position | None = None,
 ) -> Iterator[Record]:
-    """Yield the usable records of ``files``, in order.
+    """Yield the usable records of ``files``, in order, from ``start`` (a ``Record.after``) if given.
 
     ``on_error="raise"`` stops at the first bad record, so nothing is lost
     unnoticed; ``"skip"`` lets a long build get past a few bad records and
@@ -183,7 +200,9 @@ def read_records(
     they do not change when the corpus is moved. A record (a line, a text
     file, a Parquet text) over ``max_record_size`` bytes is a bad record; no
     more than that is read of it. With a ``template``, a record's text is the
-    template rendered over its fields instead of its ``text_field``.
+    template rendered over its fields instead of its ``text_field``. Reading from ``start``
+    yields what the whole read yields after the record whose ``after`` it is, ids and
+    positions the same; ``seen_ids`` must then hold the ids read before it.
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
@@ -197,11 +216,14 @@ def read_records(
         max_record_size,
         template,
     )
+    start = start or Position()
     for index, path in enumerate(files):
+        if index < start.file:
+            continue
         path = Path(path)
         name = Path(os.path.relpath(path, root)).as_posix() if root is not None else path.name
         read = {".parquet": reader.parquet, ".txt": reader.txt}.get(_suffix(path), reader.jsonl)
-        yield from read(path, index, name, _display(path))
+        yield from read(path, index, name, _display(path), start if index == start.file else Position(index))
 
 
 def _display(path: Path) -> str:
@@ -225,10 +247,11 @@ class _Reader:
         self.skipped = skipped
         self.seen_ids = seen_ids
 
-    def jsonl(self, path: Path, index: int, name: str, label: str) -> Iterator[Record]:
-        line_no = offset = 0
+    def jsonl(self, path: Path, index: int, name: str, label: str, at: Position) -> Iterator[Record]:
+        line_no, offset = at.line, at.offset
         try:
             with _open_binary(path) as stream:
+                _skip_to(stream, offset)
                 while line := stream.readline(self.max_record_size + 1):
                     line_no += 1
                     start, offset = offset, offset + len(line)
@@ -242,7 +265,8 @@ class _Reader:
                     obj = self._parse(line, where)
                     if obj is None:
                         continue
-                    record = self._record(obj, f"{name}:{line_no}", index, start, where)
+                    record = self._record(obj, f"{name}:{line_no}", index, start, where,
+                                          Position(index, offset, line_no))
                     if record:
                         yield record
         except _UNREADABLE as err:
@@ -252,7 +276,7 @@ class _Reader:
             else:
                 self._lost(label, err)
 
-    def parquet(self, path: Path, index: int, name: str, label: str) -> Iterator[Record]:
+    def parquet(self, path: Path, index: int, name: str, label: str, at: Position) -> Iterator[Record]:
         row = 0
         try:
             with pq.ParquetFile(path) as file:
@@ -264,9 +288,17 @@ class _Reader:
                 wanted = (*text, self.id_field, *self.extra_fields)
                 # A template field the file lacks reads every column, for the error to name what records hold.
                 columns = [c for c in dict.fromkeys(wanted) if c in present] if set(text) <= set(present) else None
-                for batch in file.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=columns):
-                    for obj in batch.to_pylist():
-                        record = self._record(obj, f"{name}:{row}", index, row, f"{label}, row {row}")
+                groups = list(range(file.num_row_groups))
+                while groups and row + file.metadata.row_group(groups[0]).num_rows <= at.offset:
+                    row += file.metadata.row_group(groups.pop(0)).num_rows
+                batches = file.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=columns, row_groups=groups) \
+                    if groups else ()
+                for batch in batches:
+                    skip = min(max(at.offset - row, 0), len(batch))
+                    row += skip
+                    for obj in batch.slice(skip).to_pylist():
+                        record = self._record(obj, f"{name}:{row}", index, row, f"{label}, row {row}",
+                                              Position(index, row + 1))
                         row += 1
                         if record:
                             yield record
@@ -276,7 +308,7 @@ class _Reader:
             else:
                 self._lost(label, err)
 
-    def txt(self, path: Path, index: int, name: str, label: str) -> Iterator[Record]:
+    def txt(self, path: Path, index: int, name: str, label: str, at: Position) -> Iterator[Record]:
         try:
             size = path.stat().st_size
             if size > self.max_record_size:
@@ -292,7 +324,7 @@ class _Reader:
             line_no = data.count(b"\n", 0, err.start) + 1
             self._bad(f"{label}, line {line_no}", f"invalid UTF-8 at byte {err.start} of the file")
             return
-        record = self._record({self.text_field: text}, name, index, 0, label)
+        record = self._record({self.text_field: text}, name, index, 0, label, Position(index + 1))
         if record:
             yield record
 
@@ -309,7 +341,8 @@ class _Reader:
             return self._bad(where, f"expected a JSON object, found {_kind(obj)}")
         return obj
 
-    def _record(self, obj: dict, default_id: str, index: int, offset: int, where: str) -> Record | None:
+    def _record(self, obj: dict, default_id: str, index: int, offset: int, where: str,
+                after: Position) -> Record | None:
         if self.template is not None:
             try:
                 text = self.template.render(obj)
@@ -345,7 +378,7 @@ class _Reader:
         self.seen_ids[doc_id] = where
 
         fields = {k: obj[k] for k in self.extra_fields if k in obj}
-        return Record(doc_id, text, index, offset, where, fields)
+        return Record(doc_id, text, index, offset, where, fields, after)
 
     def _too_large(self, size: int) -> str:
         return f"the record is {size:,} bytes, over the limit of {self.max_record_size:,} (--max-record-size)"
@@ -569,14 +602,21 @@ def _lines_at(path: Path, offsets: list[int]) -> list[bytes]:
         position, previous, line = 0, None, b""
         for offset in offsets:
             if offset != previous:
-                if stream.seekable():
-                    stream.seek(offset)
-                else:
-                    _discard(stream, offset - position)
+                _skip_to(stream, offset, position)
                 line = stream.readline()
                 position, previous = offset + len(line), offset
             lines.append(line)
     return lines
+
+
+def _skip_to(stream: IO[bytes], offset: int, position: int = 0) -> None:
+    """Move a stream at ``position`` on to ``offset``: a seek where it can, else reading and discarding."""
+    if offset == position:
+        return
+    if stream.seekable():
+        stream.seek(offset)
+    else:
+        _discard(stream, offset - position)
 
 
 def _skip_line(stream: IO[bytes]) -> int:

@@ -16,7 +16,9 @@
         skipped.jsonl            records that --skip-bad passed over, if any
       shards/00001.partial/      a build or append in progress, resumable:
         plan.json                what it was asked to do (a rerun must ask the same)
-        part-000000.h5 ...       one code store per finished window of documents
+        part-000000.h5 ...       one code store per finished window of documents, with where the
+                                 window ends in the corpus (attribute ``end``) and its ids with where
+                                 each was read (dataset ``seen``): a rerun reads on from there
       shards/00000-of-00004/     part 0 of 4 of a sharded build, listed by `nagindex merge`
 
 The *header* is what every shard of an index shares for its codes to be
@@ -49,6 +51,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
+import numpy as np
 from filelock import FileLock, Timeout
 
 from .atomic import remove_leftovers, rename_durably, write_json
@@ -71,6 +75,8 @@ HEADER = ("backbone", "dtype", "settings", "layers", "neurons", "vectors", "temp
 STORED = (CODES, VECTORS, SKIPPED)      # the files of a finished shard whose size and sha256 it records
 SHARD_NAME = re.compile(r"(\d{5})(?:-of-(\d{5}))?")
 PART_FILE = re.compile(r"part-(\d{6})\.h5")
+PART_END = "end"        # attribute of a part file: JSON, where its window ends (ShardDir.mark_part)
+PART_SEEN = "seen"      # dataset of a part file: JSON, each of its ids and where it was read
 WAIT_FOR_LOCK = 1.0     # seconds a writer waits for a lock that a reader may be probing
 
 
@@ -183,6 +189,32 @@ class ShardDir:
         """The finished windows' part files, in window order."""
         found = [p for p in self.path.iterdir() if PART_FILE.fullmatch(p.name)] if self.path.is_dir() else []
         return sorted(found)
+
+    @staticmethod
+    def mark_part(path: Path, end: dict, seen: dict[str, str]) -> None:
+        """Record in a written part file (before it is renamed into place) where its window ends.
+
+        ``end`` is JSON: the corpus position after the window's last document,
+        the records skipped since the previous window and the documents so far;
+        ``seen`` maps each of the window's ids to where it was read (file and
+        line or row), which names the first copy of an id that comes again.
+        Both are JSON text, which a rerun reads back in one parse a part.
+        """
+        with h5py.File(path, "r+") as f:
+            f.attrs[PART_END] = json.dumps(end)
+            f.create_dataset(PART_SEEN, data=np.frombuffer(json.dumps(seen).encode(), np.uint8))
+
+    def part_end(self, k: int) -> tuple[dict, dict[str, str]] | None:
+        """What :meth:`mark_part` recorded in window ``k``'s part, or None where there is no such part
+        or one that recorded nothing (written by an older nagindex) or not one id a row."""
+        path = self.part(k)
+        if not path.is_file():
+            return None
+        with h5py.File(path, "r") as f:
+            if PART_END not in f.attrs or PART_SEEN not in f:
+                return None
+            end, seen = json.loads(f.attrs[PART_END]), json.loads(f[PART_SEEN][...].tobytes())
+            return (end, seen) if len(seen) == int(f.attrs["rows"]) else None
 
     def read_plan(self) -> dict | None:
         return read_json(self.plan_path, "build plan") if self.plan_path.exists() else None

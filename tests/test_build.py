@@ -287,3 +287,84 @@ def test_append_with_another_template_is_refused_naming_it(tiny_model, arc_corpu
     assert "already holds this corpus, built with other settings (template: " in result.output
     build(tiny_model, more, index, "--append", "--template", "arc-challenge")
     assert Index(index).documents == 6
+
+
+def _corpus_with_bad_records(tiny_model, directory: Path, kind: str) -> Path:
+    """Two files of ``kind``, with bad records in the first windows and an id of the first file again in the second."""
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from nagindex.corpus import find_files, read_records
+    from nagindex.demo import make_demo
+
+    make_demo(directory / "demo", docs=200, seed=7)
+    texts = [r.text for r in read_records(find_files(directory / "demo" / "corpus" / "web-00.jsonl"))]
+    corpus = directory / "corpus"
+    corpus.mkdir()
+    for f, name in enumerate(("a", "b")):
+        rows = [{"id": f"{name}{i}", "text": texts[(f * 50 + i) % len(texts)]} for i in range(50)]
+        rows[5]["text"] = "   "                             # empty: skipped in the first window
+        rows[9]["id"] = rows[1]["id"]                       # a duplicate in the third window
+        if f == 1:
+            rows[30]["id"] = "a2"                          # first seen in a window finished before the kill
+        if kind == ".parquet":
+            pq.write_table(pa.Table.from_pylist(rows), corpus / f"{name}.parquet", row_group_size=7)
+            continue
+        lines = [json.dumps(r) for r in rows]
+        lines.insert(2, "{broken")                          # malformed: skipped in the first window
+        data = ("\n".join(lines) + "\n").encode()
+        (corpus / f"{name}{kind}").write_bytes(gzip.compress(data) if kind.endswith(".gz") else data)
+    return corpus
+
+
+def _everything(index: Path) -> dict:
+    """All that the index stores of its one shard: every dataset of the code store, the skipped records, the totals."""
+    import h5py
+
+    shard = index / "shards" / "00000"
+    out = {}
+    with h5py.File(shard / "codes.h5") as f:
+        f.visititems(lambda name, obj: out.update({name: obj[...].tolist()}) if isinstance(obj, h5py.Dataset) else None)
+    out["skipped"] = (shard / "skipped.jsonl").read_text()
+    meta = json.loads((shard / "shard.json").read_text())
+    out["meta"] = {k: meta[k] for k in ("documents", "tokens", "skipped", "files")}
+    return out
+
+
+@pytest.mark.parametrize("kind", [".jsonl", ".jsonl.gz", ".parquet"])
+def test_a_resumed_build_reads_on_after_the_finished_windows_to_the_same_index(tiny_model, tmp_path, kind):
+    import os
+
+    corpus = _corpus_with_bad_records(tiny_model, tmp_path, kind)
+    whole = tmp_path / "whole"
+    reported = build(tiny_model, corpus, whole, "--window", "4", "--skip-bad").output
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "nagindex.cli", "build", str(corpus), "-o", str(killed), "--model", str(tiny_model),
+           "--window", "4", "--skip-bad", "--quiet"]
+    proc = subprocess.Popen(cmd)
+    deadline = time.time() + 120
+    while not list(killed.glob("shards/*.partial/part-000004.h5")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the build finished before it could be killed"
+    for part in killed.glob("shards/*.partial/part-*.h5"):      # stopped after exactly three windows
+        if int(part.stem.split("-")[1]) >= 3:
+            part.unlink()
+    first = corpus / f"a{kind}"
+    if kind == ".jsonl":
+        # What the three finished windows read is not read again: blanking it, size and time kept, changes nothing.
+        lines = first.read_bytes().split(b"\n")
+        st = first.stat()
+        first.write_bytes(b"\n".join(b" " * len(line) for line in lines[:15]) + b"\n" + b"\n".join(lines[15:]))
+        os.utime(first, ns=(st.st_atime_ns, st.st_mtime_ns))
+    result = build(tiny_model, corpus, killed, "--window", "4", "--skip-bad")
+    assert "(12 resumed)" in result.output
+    listed = [[line for line in out.splitlines() if line.startswith("  ")] for out in (result.output, reported)]
+    assert listed[0] == listed[1] and listed[0]
+    assert _everything(killed) == _everything(whole)
+    skipped = [json.loads(line) for line in (killed / "shards" / "00000" / "skipped.jsonl").read_text().splitlines()]
+    assert "duplicate id 'a2', first seen at" in skipped[-1]["reason"]
+    assert skipped[-1]["reason"].endswith("row 2" if kind == ".parquet" else "line 4")
