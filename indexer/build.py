@@ -12,6 +12,7 @@ rewritten. With ``--engine ray`` only the windows' NAGs are computed elsewhere
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import time
@@ -163,7 +164,8 @@ def _build(index: IndexDir, everything: list[Path], files: list[Path], skipped: 
                                  root=_common_root(everything), start=resume.start)
         if options.engine == "ray":
             from .ray_build import extract_windows
-            done = extract_windows(read, work, options, skipped, resume)
+            # The replicas compute in the dtype the index records (an append: the index's own).
+            done = extract_windows(read, work, dataclasses.replace(options, dtype=header["dtype"]), skipped, resume)
         else:
             done = _extract_windows(read(skipped=skipped), work, extractor, options, skipped, resume)
     meta = _finish_shard(work, header, plan, skipped, options)

@@ -40,7 +40,8 @@ def extract_windows(read: Callable[..., Iterator[Record]], work: ShardDir, optio
     """Write every missing part of ``work``; return how many documents were already done.
 
     ``read(skipped=list)`` yields the shard's records from ``resume`` on, as in
-    a local build.
+    a local build; ``options.dtype`` is the one the index records, which every
+    replica computes in.
     """
     ray = connect(options.ray_address)
     # The part writer shows progress; Ray Data's own reports go to the session's logs unless asked for.

@@ -250,3 +250,14 @@ class KnownIds(dict):
                 return self._where
             at += 1
         return default
+
+    def __reduce__(self):
+        # Sent to another process (the reader task of a Ray build): the hashes are salted per
+        # process and the index's files are open here, so the index is opened again there.
+        return _known_ids, (self._index.path.absolute(), self._where, dict(self))
+
+
+def _known_ids(path: Path, where: str, seen: dict[str, str]) -> KnownIds:
+    known = KnownIds(Index(path), where)
+    known.update(seen)
+    return known

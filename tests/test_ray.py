@@ -100,3 +100,21 @@ def test_a_ray_build_with_a_template_equals_local_build(cluster, tiny_model, tmp
     for path in (local, distributed):
         np.testing.assert_array_equal(Index(path).shards[0].store.text_hashes(np.arange(5)), rendered)
     assert Index(distributed).manifest["template"] == Template("arc-challenge").source
+
+
+@pytest.mark.ray
+def test_a_ray_append_computes_in_the_dtype_of_the_index(cluster, tiny_model, demo, tmp_path):
+    import torch
+
+    from nagindex.backbone import default_dtype
+
+    # Not this machine's default: an append that ignored the index's dtype would compute in that one.
+    other = "float32" if default_dtype(torch.device("cpu")) == torch.bfloat16 else "bfloat16"
+    local, distributed = tmp_path / "local", tmp_path / "ray"
+    for path, engine in ((local, ()), (distributed, ("--engine", "ray"))):
+        build(tiny_model, demo / "corpus" / "web-00.jsonl", path, "--dtype", other)
+        build(tiny_model, demo / "corpus" / "web-02.parquet", path, "--append", *engine)
+    assert Index(distributed).manifest["dtype"] == other
+    a, b = snapshot(local), snapshot(distributed)
+    assert a["ids"] == b["ids"]
+    np.testing.assert_array_equal(a["codes"], b["codes"])
