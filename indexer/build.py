@@ -25,7 +25,8 @@ import numpy as np
 from nagindex.atomic import atomic_path
 from nagindex.backbone import DEFAULT_MODEL, dtype_name, load_backbone
 from nagindex.cluster import check_engine
-from nagindex.corpus import Record, Skipped, find_files, read_records, text_hashes
+from nagindex import storage
+from nagindex.corpus import Record, Skipped, choose_split, find_files, read_records, text_hashes
 from nagindex.errors import IndexStateError, InputError, NagindexError
 from nagindex.extract import Extractor
 from nagindex.index import Index, KnownIds
@@ -51,16 +52,12 @@ class BuildReport:
     status: str                  # "built", "up to date"
 
 
-def corpus_files(files: Sequence[Path]) -> list[dict]:
-    """The identity of the corpus: a changed file means a different corpus."""
-    out = []
-    for p in files:
-        st = p.stat()
-        out.append({"path": str(p), "size": st.st_size, "mtime": st.st_mtime})
-    return out
+def corpus_files(files: Sequence[storage.Location]) -> list[dict]:
+    """The identity of the corpus: a changed file means a different corpus (size, time and a remote file's tag)."""
+    return [{"path": str(p), **storage.info(p)} for p in files]
 
 
-def select_shard(files: list[Path], shard: tuple[int, int] | None) -> list[Path]:
+def select_shard(files: list[storage.Location], shard: tuple[int, int] | None) -> list[storage.Location]:
     """Part ``i`` of ``N`` takes every N-th file, so workers need no coordination."""
     if shard is None:
         return files
@@ -76,7 +73,8 @@ def build(corpus, index_path: str | os.PathLike, options: BuildOptions = BuildOp
     """Run the backbone over ``corpus`` once and write (or extend) the index at ``index_path``.
 
     Args:
-        corpus: what to read: a directory (searched recursively), a file, a glob, or a list of these.
+        corpus: what to read: a directory (searched recursively), a file, a glob, an fsspec URL of one of
+            these (``s3://bucket/prefix/``), or a list of these.
         index_path: the index directory; created if absent.
         options: backbone, NAG settings, fields, engine and the rest (:class:`BuildOptions`).
 
@@ -101,12 +99,12 @@ def build(corpus, index_path: str | os.PathLike, options: BuildOptions = BuildOp
     index = IndexDir(index_path)
     skipped: list[Skipped] = []
     everything = find_files(corpus, on_error="skip" if options.skip_bad else "raise", skipped=skipped)
-    files = select_shard(everything, options.shard)
+    files = select_shard(choose_split(everything, options.split), options.shard)
     with index.part_lock(part_name(*options.shard)) if options.shard else index.lock():
         return _build(index, everything, files, skipped, options, started)
 
 
-def _build(index: IndexDir, everything: list[Path], files: list[Path], skipped: list[Skipped],
+def _build(index: IndexDir, everything: list[storage.Location], files: list[storage.Location], skipped: list[Skipped],
            options: BuildOptions, started: float) -> BuildReport:
     fingerprint = corpus_files(files)
     manifest = index.read_manifest()
@@ -138,6 +136,8 @@ def _build(index: IndexDir, everything: list[Path], files: list[Path], skipped: 
             "window": options.window, "skip_bad": options.skip_bad, "max_record_size": options.max_record_size}
     if options.keep_fields:
         plan["fields"] = list(options.keep_fields)
+    if options.split is not None:
+        plan["split"] = options.split
     if final.is_finished:
         # Finished, but stopped before the manifest listed it.
         meta = final.read_meta()
@@ -156,12 +156,12 @@ def _build(index: IndexDir, everything: list[Path], files: list[Path], skipped: 
         seen = KnownIds(Index(index.path), f"{index.path} (already indexed)") if manifest else {}
         seen.update(resume.seen)
         skipped += resume.skipped
-        # Ids name files relative to the whole corpus: a part built with --shard
-        # gives each document the id that an unsharded build gives it.
+        # Ids name files relative to the whole corpus, every split of it: a part built with
+        # --shard (or --split) gives each document the id that a build of all gives it.
         read = functools.partial(read_records, files, options.text_field, options.id_field, template=options.template,
                                  extra_fields=options.keep_fields, on_error="skip" if options.skip_bad else "raise",
                                  seen_ids=seen, max_record_size=options.max_record_size,
-                                 root=_common_root(everything), start=resume.start)
+                                 root=storage.common_root(everything), start=resume.start)
         if options.engine == "ray":
             from .ray_build import extract_windows
             # The replicas compute in the dtype the index records (an append: the index's own).
@@ -302,12 +302,11 @@ def _finish_shard(work: ShardDir, header: dict, plan: dict, skipped: list[Skippe
             write_skipped(work.skipped, skipped)
         meta = work.write_meta({"name": work.name, **header, "documents": documents, "tokens": tokens,
                                 "files": plan["files"], "text_field": plan["text_field"], "id_field": plan["id_field"],
-                                "fields": plan.get("fields", []), "skipped": len(skipped)})
+                                "fields": plan.get("fields", []), "skipped": len(skipped),
+                                "max_record_size": plan["max_record_size"],
+                                **({"split": plan["split"]} if "split" in plan else {})})
     for p in work.parts():
         p.unlink()
     work.plan_path.unlink(missing_ok=True)
     return meta
 
-
-def _common_root(files: list[Path]) -> Path:
-    return Path(os.path.commonpath([str(p.parent) for p in files])) if files else Path.cwd()

@@ -16,6 +16,7 @@ class BuildOptions:
     text_field: str = "text"
     template: Template | str | None = None    # makes each record's text from its fields, instead of text_field
     id_field: str = "id"
+    split: str | None = None                  # the one split of a corpus of several to read (train, test ...)
     skip_bad: bool = False
     max_record_size: int = MAX_RECORD_SIZE    # bytes of one record at most
     append: bool = False

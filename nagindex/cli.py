@@ -167,6 +167,9 @@ def main(verbose: bool):
     click.option("--max-record-size", callback=_byte_size, default="16MB", show_default=True, metavar="SIZE",
                  help="Largest record (JSONL line, text file, Parquet text) read; a larger one is a bad record "
                       "(KB, MB, GB are powers of 1024)."),
+    click.option("--split", default=None, metavar="NAME",
+                 help="Read only this split of a corpus that holds several (train-00000-of-00004.parquet, "
+                      "test/, a saved DatasetDict ...); several without it are an error."),
 )
 @cloup.option_group(
     "What a NAG is (recorded in the index)",
@@ -202,12 +205,13 @@ def main(verbose: bool):
     click.option("--quiet", is_flag=True, help="No progress bar."),
 )
 def build_command(corpus, index, model, neuron_types, top_k, max_length, text_field, template, id_field, append, skip_bad,
-                  max_record_size, shard, device, dtype, token_budget, window, impacts, keep_fields, faiss_spec, sketch_dim, quiet, engine, ray_address):
+                  max_record_size, shard, device, dtype, token_budget, window, impacts, keep_fields, faiss_spec, sketch_dim, quiet, engine, ray_address, split):
     """Run the backbone over CORPUS once and write the index.
 
     CORPUS is one or more directories (searched recursively), files or globs of
-    .jsonl, .jsonl.gz, .jsonl.zst, .parquet or .txt files. Killed at any moment,
-    the same command resumes where it stopped.
+    .jsonl, .json (JSON lines, also .gz or .zst), .parquet, .arrow or .txt files,
+    `datasets` save_to_disk folders, or fsspec URLs of these (s3://bucket/prefix/).
+    Killed at any moment, the same command resumes where it stopped.
     """
     from indexer.build import BuildOptions, build
     from .settings import ExtractSettings
@@ -216,7 +220,7 @@ def build_command(corpus, index, model, neuron_types, top_k, max_length, text_fi
     text_field, template = _text_source(text_field, template)
     options = BuildOptions(
         model=model, settings=ExtractSettings(parse_types(neuron_types), top_k, max_length),
-        text_field=text_field, template=template, id_field=id_field, skip_bad=skip_bad, max_record_size=max_record_size, append=append,
+        text_field=text_field, template=template, id_field=id_field, split=split, skip_bad=skip_bad, max_record_size=max_record_size, append=append,
         shard=shard, window=window,
         token_budget=token_budget, device=device, dtype=dtype, store_impacts=impacts,
         keep_fields=tuple(dict.fromkeys(keep_fields)), faiss=faiss_spec,

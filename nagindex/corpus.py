@@ -1,26 +1,30 @@
-"""Reading documents from JSONL, Parquet and plain-text files.
+"""Reading documents from JSON lines, Parquet, Arrow (`datasets` folders) and plain-text files, local or remote.
 
 One reader serves the corpus at build time, the target examples at query time
 and the texts shown with results, so that a document's id, text and position
 agree whichever way it is reached. The index stores only positions; the text
 is fetched back from the source file when it is needed.
 
+A corpus on remote storage (an fsspec URL) is listed and read through
+:mod:`nagindex.storage`, streaming, with the same checks as a local one.
+
 Every problem is reported with the file and the line or row at fault: in a
 corpus of millions of records, "malformed JSON" alone is no help.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
-import glob
 import gzip
 import hashlib
 import io
 import json
 import os
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterable, Iterator, Sequence
+from typing import IO, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -28,10 +32,13 @@ import pyarrow.parquet as pq
 import zstandard
 
 from . import storage
+from .storage import Location
 from .errors import InputError
 from .template import Template
 
-SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".parquet", ".txt")
+SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".json.gz", ".json.zst", ".parquet", ".arrow", ".txt")
+#: Formats whose records are rows, found again by their row number.
+_ROWS = (".parquet", ".arrow")
 
 #: Bytes of one record at most, unless told otherwise: far beyond any document
 #: worth training on, and what one record may cost to read.
@@ -40,13 +47,23 @@ _PARQUET_BATCH_ROWS = 1024
 _READ_CHUNK = 1 << 20
 # Files written with `zstd --long` need a window beyond the library's default limit.
 _ZSTD_MAX_WINDOW = 1 << 31
+# Compressed bytes decoded at a time: a zstd block of 4 bytes can stand for 128 KiB,
+# so this bounds what one step holds (8 MiB) however the file was made.
+_ZSTD_SLICE = 256
 # What a missing, forbidden, truncated or corrupt file raises while being read.
 _UNREADABLE = (OSError, EOFError, zlib.error, zstandard.ZstdError, pa.ArrowException)
 
+# A `datasets` save_to_disk folder: its state lists its data files; a DatasetDict lists its splits.
+_DATASET_STATE, _DATASET_INFO, _DATASET_DICT = "state.json", "dataset_info.json", "dataset_dict.json"
+# The Hugging Face conventions for a file's split: `train-00000-of-00004.parquet` (any name),
+# or a file or directory named after a split (`test.jsonl`, `validation/`, `dev-2.parquet`).
+_SHARD_OF_SPLIT = re.compile(r"^(\w+(?:\.\w+)*?)-\d{5}-of-\d{5}")
+_SPLIT_WORD = re.compile(r"^(train|training|validation|valid|val|dev|test|testing|eval|evaluation)(?:$|[-._ 0-9])")
+
 
 def find_files(spec: str | os.PathLike | Sequence[str | os.PathLike], *, on_error: str = "raise",
-               skipped: list[Skipped] | None = None) -> list[Path]:
-    """Resolve what the user named into the files to read, in a stable order.
+               skipped: list[Skipped] | None = None) -> list[Location]:
+    """Resolve what the user named (paths, globs, fsspec URLs) into the files to read, in a stable order.
 
     The order fixes each document's position in the index, so it must not
     depend on the order in which the file system lists a directory. A
@@ -56,20 +73,25 @@ def find_files(spec: str | os.PathLike | Sequence[str | os.PathLike], *, on_erro
     specs = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec)
     if not specs:
         raise InputError("no corpus files given")
-    found: set[Path] = set()
+    found: set[Location] = set()
     for item in specs:
         found.update(_expand(item))
     files = []
-    for path in sorted(found):
-        problem = _broken_link(path)
+    for loc in sorted(found, key=_order):
+        problem = None if storage.is_url(loc) else _broken_link(loc)
         if problem is None:
-            files.append(path)
+            files.append(loc)
         elif on_error == "skip":
             if skipped is not None:
-                skipped.append(Skipped(_display(path), problem, rest_of_file=True))
+                skipped.append(Skipped(_display(loc), problem, rest_of_file=True))
         else:
-            raise InputError(f"{_display(path)}: {problem}")
+            raise InputError(f"{_display(loc)}: {problem}")
     return files
+
+
+def _order(loc: Location) -> list[str]:
+    """Sort key of a location: by path components, local paths and URLs alike."""
+    return str(loc).split("/")
 
 
 def _broken_link(path: Path) -> str | None:
@@ -87,20 +109,20 @@ def _broken_link(path: Path) -> str | None:
     return None
 
 
-def _expand(item: str | os.PathLike) -> list[Path]:
-    path = Path(item).expanduser()
-    if path.is_dir():
-        files = _walk(path)
-    elif path.is_file():
-        if _suffix(path) is None:
+def _expand(item: str | os.PathLike) -> list[Location]:
+    loc = storage.location(item)
+    if storage.is_dir(loc):
+        files = _walk(loc)
+    elif storage.is_file(loc):
+        if _suffix(loc) is None:
             raise InputError(f"{item}: unsupported file type; expected one of {', '.join(SUFFIXES)}")
-        files = [path]
-    elif os.path.islink(path):
-        files = [path]
-    elif any(c in str(path) for c in "*?["):
+        files = [loc]
+    elif not storage.is_url(loc) and os.path.islink(loc):
+        files = [loc]
+    elif any(c in str(loc) for c in "*?["):
         files = []
-        for match in map(Path, glob.glob(str(path), recursive=True)):
-            if match.is_dir():
+        for match in storage.glob(loc):
+            if storage.is_dir(match):
                 files += _walk(match)
             elif _suffix(match):
                 files.append(match)
@@ -108,35 +130,97 @@ def _expand(item: str | os.PathLike) -> list[Path]:
         raise InputError(f"{item}: no such file or directory")
     if not files:
         raise InputError(f"{item}: no {', '.join(SUFFIXES)} files found")
-    return [Path(os.path.abspath(f)) for f in files]
+    return [storage.absolute(f) for f in files]
 
 
-def _walk(directory: Path) -> list[Path]:
-    """Supported files under ``directory``.
+def _walk(directory: Location) -> list[Location]:
+    """Supported files under ``directory`` (hidden names passed over: see :func:`storage.list_files`).
 
-    Hidden names are passed over: they are editor backups, macOS ``._``
-    resource forks and half-written temporaries, never documents.
+    A `datasets` ``save_to_disk`` folder gives the data files its state
+    lists, not its metadata nor the cache files that ``map`` leaves beside them.
     """
-    def fail(err: OSError):
-        raise InputError(f"{err.filename}: cannot list the directory: {err.strerror}")
-
+    folders: dict[Location, list[Location]] = {}
+    for loc in storage.list_files(directory):
+        folders.setdefault(storage.parent(loc), []).append(loc)
     files = []
-    for parent, dirs, names in os.walk(directory, onerror=fail):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        files += [Path(parent, n) for n in names if not n.startswith(".") and _suffix(Path(n))]
+    for folder, locs in folders.items():
+        names = {storage.name(loc) for loc in locs}
+        if {_DATASET_STATE, _DATASET_INFO} <= names:
+            files += _dataset_files(folder, names)
+        else:
+            files += [loc for loc in locs if _suffix(loc) and storage.name(loc) != _DATASET_DICT]
     return files
 
 
-def _suffix(path: Path) -> str | None:
-    name = path.name.lower()
+def _dataset_files(folder: Location, present: set[str]) -> list[Location]:
+    """The data files that the state of a `datasets` folder lists."""
+    state = storage.join(folder, _DATASET_STATE)
+    try:
+        with storage.open_input(state) as f:
+            listed = [d["filename"] for d in json.load(f)["_data_files"]]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise InputError(f"{_display(state)}: not the state of a `datasets` folder ({_cannot_read(err)})") from None
+    for name in listed:
+        if name not in present or "/" in name or _suffix(name) != ".arrow":
+            raise InputError(f"{_display(state)}: lists the data file {name!r}, which is not in the folder")
+    return [storage.join(folder, name) for name in listed]
+
+
+def choose_split(files: Sequence[Location], split: str | None) -> list[Location]:
+    """The files of one split of a corpus that holds several (train, test ...), in their order.
+
+    Splits are told by the Hugging Face conventions (``_SHARD_OF_SPLIT``,
+    ``_SPLIT_WORD``, the folders of a saved DatasetDict). Mixing them would
+    quietly put test documents among training ones, so several splits without
+    ``split`` chosen are an error naming them.
+    """
+    of = _splits(files)
+    found = sorted({s for s in of.values() if s is not None})
+    if split is None:
+        if len(found) > 1:
+            raise InputError(f"the corpus holds several splits ({', '.join(found)}): choose one with --split NAME "
+                             "(and --append the others, if the index should hold them all)")
+        return list(files)
+    chosen = [f for f in files if of[f] == split]
+    if not chosen:
+        raise InputError(f"--split {split}: no such split in the corpus (splits found: {', '.join(found) or 'none'})")
+    return chosen
+
+
+def _splits(files: Sequence[Location]) -> dict[Location, str | None]:
+    """The split of each file, None where its name and folders name none."""
+    root = storage.common_root(list(files))
+    dataset_split: dict[Location, str | None | bool] = {}   # a folder's split; False: not a `datasets` folder
+
+    def split_of(loc: Location) -> str | None:
+        folder = storage.parent(loc)
+        if folder not in dataset_split:
+            if storage.exists(storage.join(folder, _DATASET_STATE)) and storage.exists(storage.join(folder, _DATASET_INFO)):
+                in_dict = storage.exists(storage.join(storage.parent(folder), _DATASET_DICT))
+                dataset_split[folder] = storage.name(folder) if in_dict else None
+            else:
+                dataset_split[folder] = False
+        if dataset_split[folder] is not False:
+            return dataset_split[folder]
+        name = storage.name(loc)
+        if match := _SHARD_OF_SPLIT.match(name) or _SPLIT_WORD.match(name.lower()):
+            return match.group(1)
+        folders = storage.relative(loc, root).split("/")[:-1] if root is not None else []
+        return next((m.group(1) for d in reversed(folders) if (m := _SPLIT_WORD.match(d.lower()))), None)
+
+    return {loc: split_of(loc) for loc in files}
+
+
+def _suffix(path: Location) -> str | None:
+    name = storage.name(path).lower()
     return next((s for s in SUFFIXES if name.endswith(s)), None)
 
 
-def data_stem(path: Path) -> str:
+def data_stem(path: Location) -> str:
     """A file's name without the data suffix: ``mmlu.stem.jsonl.gz`` is ``mmlu.stem``."""
-    suffix = _suffix(Path(path))
-    name = Path(path).name
-    return name[: len(name) - len(suffix)] if suffix else Path(path).stem
+    suffix = _suffix(path)
+    name = storage.name(path)
+    return name[: len(name) - len(suffix)] if suffix else Path(name).stem
 
 
 @dataclass(frozen=True)
@@ -146,11 +230,11 @@ class Position:
     A resumed build starts after the last document it had finished, without
     reading what lies before: a plain file is seeked into, a compressed one
     decompressed up to ``offset`` and the bytes discarded, a Parquet file
-    entered at the row group holding ``offset``.
+    entered at the row group holding ``offset``, an Arrow file's batches passed over.
     """
 
     file: int = 0      # the index of the file in the list
-    offset: int = 0    # JSONL: byte of the decompressed content where a line starts; Parquet: row; text: 0
+    offset: int = 0    # JSON lines: byte of the decompressed content where a line starts; Parquet, Arrow: row; text: 0
     line: int = 0      # JSONL: how many lines lie before ``offset`` (records are named by line)
 
 
@@ -161,7 +245,7 @@ class Record:
     id: str
     text: str
     file_index: int
-    offset: int  # JSONL: byte offset of the line (decompressed); Parquet: row; text: 0
+    offset: int  # JSON lines: byte offset of the line (decompressed); Parquet, Arrow: row; text: 0
     where: str
     fields: dict
     after: Position = Position()   # where reading starts again to go on after this record
@@ -177,7 +261,7 @@ class Skipped:
 
 
 def read_records(
-    files: Sequence[Path],
+    files: Sequence[Location],
     text_field: str = "text",
     id_field: str = "id",
     *,
@@ -185,7 +269,7 @@ def read_records(
     on_error: str = "raise",
     skipped: list[Skipped] | None = None,
     seen_ids: dict[str, str] | None = None,
-    root: Path | None = None,
+    root: Location | None = None,
     max_record_size: int = MAX_RECORD_SIZE,
     template: Template | None = None,
     start: Position | None = None,
@@ -220,14 +304,17 @@ def read_records(
     for index, path in enumerate(files):
         if index < start.file:
             continue
-        path = Path(path)
-        name = Path(os.path.relpath(path, root)).as_posix() if root is not None else path.name
-        read = {".parquet": reader.parquet, ".txt": reader.txt}.get(_suffix(path), reader.jsonl)
+        path = storage.location(path)
+        name = storage.relative(path, root) if root is not None else storage.name(path)
+        kind = _suffix(path)
+        read = reader.rows if kind in _ROWS else reader.txt if kind == ".txt" else reader.jsonl
         yield from read(path, index, name, _display(path), start if index == start.file else Position(index))
 
 
-def _display(path: Path) -> str:
+def _display(path: Location) -> str:
     """``path`` as the user would write it: relative to the working directory when under it."""
+    if storage.is_url(path):
+        return path
     try:
         return path.relative_to(Path.cwd()).as_posix()
     except ValueError:
@@ -247,7 +334,7 @@ class _Reader:
         self.skipped = skipped
         self.seen_ids = seen_ids
 
-    def jsonl(self, path: Path, index: int, name: str, label: str, at: Position) -> Iterator[Record]:
+    def jsonl(self, path: Location, index: int, name: str, label: str, at: Position) -> Iterator[Record]:
         line_no, offset = at.line, at.offset
         try:
             with _open_binary(path) as stream:
@@ -276,23 +363,21 @@ class _Reader:
             else:
                 self._lost(label, err)
 
-    def parquet(self, path: Path, index: int, name: str, label: str, at: Position) -> Iterator[Record]:
+    def rows(self, path: Location, index: int, name: str, label: str, at: Position) -> Iterator[Record]:
+        """A Parquet or Arrow file, a batch of the wanted columns at a time."""
         row = 0
         try:
-            with pq.ParquetFile(path) as file:
-                present = file.schema_arrow.names
+            text = text_columns(self.text_field, self.template)
+            wanted = (*text, self.id_field, *self.extra_fields)
+
+            def columns(present: list[str]) -> list[str] | None:
+                # A template field the file lacks reads every column, for the error to name what records hold.
+                return [c for c in dict.fromkeys(wanted) if c in present] if set(text) <= set(present) else None
+
+            with _row_batches(path, columns, at.offset) as (present, row, batches):
                 if self.template is None and self.text_field not in present:
                     self._bad(label, f"no {self.text_field!r} column (columns: {', '.join(present)})")
                     return
-                text = text_columns(self.text_field, self.template)
-                wanted = (*text, self.id_field, *self.extra_fields)
-                # A template field the file lacks reads every column, for the error to name what records hold.
-                columns = [c for c in dict.fromkeys(wanted) if c in present] if set(text) <= set(present) else None
-                groups = list(range(file.num_row_groups))
-                while groups and row + file.metadata.row_group(groups[0]).num_rows <= at.offset:
-                    row += file.metadata.row_group(groups.pop(0)).num_rows
-                batches = file.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=columns, row_groups=groups) \
-                    if groups else ()
                 for batch in batches:
                     skip = min(max(at.offset - row, 0), len(batch))
                     row += skip
@@ -308,13 +393,14 @@ class _Reader:
             else:
                 self._lost(label, err)
 
-    def txt(self, path: Path, index: int, name: str, label: str, at: Position) -> Iterator[Record]:
+    def txt(self, path: Location, index: int, name: str, label: str, at: Position) -> Iterator[Record]:
         try:
-            size = path.stat().st_size
+            size = storage.info(path)["size"]
             if size > self.max_record_size:
                 self._bad(label, self._too_large(size))
                 return
-            data = path.read_bytes()
+            with storage.open_input(path) as f:
+                data = f.read(self.max_record_size + 1)
         except OSError as err:
             self._lost(label, err)
             return
@@ -448,20 +534,23 @@ class Indexed:
     ids: Sequence[str]            # the indexed ids, in the order the records are asked for
     hashes: np.ndarray | None     # their text hashes; None for an index that predates them
     id_field: str = "id"
+    max_record_size: int = MAX_RECORD_SIZE   # bytes of a record at most, as the build read them
 
 
-def reroot(path: str | os.PathLike, roots: Sequence[tuple[str | os.PathLike, str | os.PathLike]]) -> Path:
-    """Where an indexed corpus file is now, the corpus having moved from each ``old`` to its ``new``."""
-    path = Path(path)
+def reroot(path: str | os.PathLike, roots: Sequence[tuple[str | os.PathLike, str | os.PathLike]]) -> Location:
+    """Where an indexed corpus file is now, the corpus having moved from each ``old`` to its ``new`` (paths or URLs)."""
+    path = storage.location(path)
     for old, new in roots:
-        try:
-            return Path(new) / path.relative_to(old)
-        except ValueError:
+        old = storage.location(old)
+        if storage.is_url(old) != storage.is_url(path):
             continue
+        rel = storage.relative(path, old)
+        if rel != ".." and not rel.startswith("../"):
+            return storage.location(new) if rel == "." else storage.join(storage.location(new), *rel.split("/"))
     return path
 
 
-def check_source(path: Path, recorded: dict, *, by_time: bool) -> None:
+def check_source(path: Location, recorded: dict, *, by_time: bool) -> None:
     """Refuse a corpus file that is not the one indexed, before reading from it.
 
     A file that is gone or has another size has changed. ``by_time`` also
@@ -478,7 +567,7 @@ def check_source(path: Path, recorded: dict, *, by_time: bool) -> None:
     if now["size"] != recorded["size"]:
         raise InputError(f"{label}: {now['size']:,} bytes, {recorded['size']:,} when it was indexed: "
                          "the file has changed since; build the index again")
-    if by_time and now.get("mtime") != recorded.get("mtime"):
+    if by_time and (now.get("mtime"), now.get("etag")) != (recorded.get("mtime"), recorded.get("etag")):
         raise InputError(f"{label}: modified since it was indexed (the index holds no text hashes to check "
                          "its records by); build the index again")
 
@@ -488,12 +577,12 @@ def text_columns(text_field: str, template: Template | None) -> tuple[str, ...]:
     return tuple(sorted(template.fields)) if template is not None else (text_field,)
 
 
-def fetch_text(path: Path, offset: int, text_field: str = "text", *, template: Template | None = None) -> str:
+def fetch_text(path: Location, offset: int, text_field: str = "text", *, template: Template | None = None) -> str:
     """The text of the record at ``offset`` (a ``Record.offset``) in ``path``."""
     return fetch_texts([path], np.zeros(1, np.int64), np.array([offset]), text_field, template=template)[0]
 
 
-def fetch_texts(paths: Sequence[Path], file_index: np.ndarray, offset: np.ndarray, text_field: str = "text", *,
+def fetch_texts(paths: Sequence[Location], file_index: np.ndarray, offset: np.ndarray, text_field: str = "text", *,
                 template: Template | None = None, indexed: Indexed | None = None) -> list[str]:
     """Texts of many records, in the order given (see :func:`fetch_values`), made as ``read_records`` made
     them: each record's ``text_field``, or ``template`` rendered over its fields."""
@@ -507,7 +596,7 @@ def fetch_texts(paths: Sequence[Path], file_index: np.ndarray, offset: np.ndarra
     return texts
 
 
-def fetch_values(paths: Sequence[Path], file_index: np.ndarray, offset: np.ndarray, field: str, check=None, *,
+def fetch_values(paths: Sequence[Location], file_index: np.ndarray, offset: np.ndarray, field: str, check=None, *,
                  text_field: str = "text", template: Template | None = None,
                  indexed: Indexed | None = None) -> list:
     """The value of ``field`` in many records, in the order given (``field`` None: the whole record, a dict).
@@ -531,7 +620,7 @@ def fetch_values(paths: Sequence[Path], file_index: np.ndarray, offset: np.ndarr
     return values
 
 
-def _fetched(paths: Sequence[Path], file_index: np.ndarray, offset: np.ndarray, fields: tuple[str, ...] | None,
+def _fetched(paths: Sequence[Location], file_index: np.ndarray, offset: np.ndarray, fields: tuple[str, ...] | None,
              text_field: str, template: Template | None, indexed: Indexed | None) -> Iterator[tuple[int, dict | None, str]]:
     """``(i, record, where)`` for the records at ``file_index[i]``, ``offset[i]``, one pass per file; with
     ``indexed``, each checked to be the one indexed."""
@@ -543,11 +632,13 @@ def _fetched(paths: Sequence[Path], file_index: np.ndarray, offset: np.ndarray, 
         fields = (*fields, indexed.id_field)
     fields = None if fields is None else tuple(dict.fromkeys(fields))
     order = np.lexsort((offset, file_index))
+    limit = indexed.max_record_size if indexed else MAX_RECORD_SIZE
     for group in np.split(order, np.flatnonzero(np.diff(file_index[order])) + 1):
-        path = Path(paths[int(file_index[group[0]])])
-        label, unit = _display(path), {".parquet": "row", ".txt": "offset"}.get(_suffix(path), "byte")
+        path = storage.location(paths[int(file_index[group[0]])])
+        kind = _suffix(path)
+        label, unit = _display(path), "row" if kind in _ROWS else "offset" if kind == ".txt" else "byte"
         at = offset[group].tolist()
-        for i, o, obj in zip(group.tolist(), at, _fetch(path, at, fields, text_field)):
+        for i, o, obj in zip(group.tolist(), at, _fetch(path, at, fields, text_field, limit)):
             where = f"{label}, {unit} {o}"
             if indexed is not None:
                 _verify(obj, indexed, i, text_field, template, where)
@@ -581,29 +672,44 @@ def _verify(obj: dict | None, indexed: Indexed, i: int, text_field: str, templat
                      "it was indexed; build the index again (or restore the file)")
 
 
-def _fetch(path: Path, offsets: list[int], fields: tuple[str, ...] | None, text_field: str) -> list[dict | None]:
-    """The records at the ascending ``offsets`` of one file, as their wanted ``fields`` (None: all); None where none is."""
+def _fetch(path: Location, offsets: list[int], fields: tuple[str, ...] | None, text_field: str,
+           limit: int) -> list[dict | None]:
+    """The records at the ascending ``offsets`` of one file, as their wanted ``fields`` (None: all); None where none is.
+
+    No record is read past ``limit`` bytes, the most the build read of one.
+    """
     kind = _suffix(path)
+    label = _display(path)
     try:
         if kind == ".parquet":
-            return _parquet_records(path, offsets, fields, _display(path))
+            return _parquet_records(path, offsets, fields, label)
+        if kind == ".arrow":
+            return _arrow_records(path, offsets, fields, label)
         if kind == ".txt":
-            text = path.read_bytes().decode("utf-8")
-            return [{text_field: text} if o == 0 else None for o in offsets]
-        return [_json_object(line) for line in _lines_at(path, offsets)]
+            with storage.open_input(path) as f:
+                data = f.read(limit + 1)
+            if len(data) > limit:
+                raise InputError(f"{label}: over {limit:,} bytes, the most a record of this index may be "
+                                 "(--max-record-size): has the file changed since it was indexed?")
+            return [{text_field: data.decode("utf-8")} if o == 0 else None for o in offsets]
+        return [_json_object(line) for line in _lines_at(path, offsets, limit, label)]
     except (*_UNREADABLE, UnicodeDecodeError) as err:
-        raise InputError(f"{_display(path)}: {_cannot_read(err)}") from err
+        raise InputError(f"{label}: {_cannot_read(err)}") from err
 
 
-def _lines_at(path: Path, offsets: list[int]) -> list[bytes]:
-    """The lines that start at the ascending ``offsets``, in one forward pass."""
+def _lines_at(path: Location, offsets: list[int], limit: int, label: str) -> list[bytes]:
+    """The lines that start at the ascending ``offsets``, in one forward pass, each of ``limit`` bytes at most."""
     lines = []
     with _open_binary(path) as stream:
         position, previous, line = 0, None, b""
         for offset in offsets:
             if offset != previous:
                 _skip_to(stream, offset, position)
-                line = stream.readline()
+                line = stream.readline(limit + 1)
+                if len(line) > limit and not line.endswith(b"\n"):
+                    raise InputError(f"{label}, byte {offset}: the line here is over {limit:,} bytes, the most a "
+                                     "record of this index may be (--max-record-size): has the file changed since "
+                                     "it was indexed?")
                 position, previous = offset + len(line), offset
             lines.append(line)
     return lines
@@ -645,18 +751,73 @@ def _json_object(line: bytes) -> dict | None:
     return obj if isinstance(obj, dict) else None
 
 
-def _parquet_records(path: Path, rows: list[int], fields: tuple[str, ...], label: str) -> list[dict]:
+@contextlib.contextmanager
+def _parquet(path: Location) -> Iterator[pq.ParquetFile]:
+    """A Parquet file, read by pyarrow itself when local and through a streaming fsspec file when remote."""
+    with contextlib.ExitStack() as stack:
+        source = stack.enter_context(storage.open_input(path)) if storage.is_url(path) else path
+        yield stack.enter_context(pq.ParquetFile(source))
+
+
+@contextlib.contextmanager
+def _arrow(path: Location) -> Iterator[tuple[pa.Schema, Iterator[pa.RecordBatch]]]:
+    """An Arrow IPC stream (what `datasets` writes) or file, as its schema and its batches, read as they are needed.
+
+    A local file is memory-mapped: a batch costs what its used columns hold.
+    """
+    with (storage.open_input(path) if storage.is_url(path) else pa.memory_map(str(path))) as source:
+        random_access = source.read(6) == b"ARROW1"     # the file format's magic; a stream starts otherwise
+        source.seek(0)
+        if random_access:
+            reader = pa.ipc.open_file(source)
+            yield reader.schema, (reader.get_batch(i) for i in range(reader.num_record_batches))
+        else:
+            reader = pa.ipc.open_stream(source)
+            yield reader.schema, iter(reader)
+
+
+@contextlib.contextmanager
+def _row_batches(path: Location, columns: Callable[[list[str]], list[str] | None], start: int = 0
+                 ) -> Iterator[tuple[list[str], int, Iterator[pa.RecordBatch]]]:
+    """A Parquet or Arrow file's column names, the row its batches begin at, and its batches of the
+    ``columns(names)`` (None: all), from a batch at or before row ``start``.
+
+    Parquet row groups wholly before ``start`` are not read; Arrow batches
+    before it are passed over as they come (memory-mapped, they cost nothing).
+    """
+    if _suffix(path) == ".parquet":
+        with _parquet(path) as file:
+            names = file.schema_arrow.names
+            groups, first = list(range(file.num_row_groups)), 0
+            while groups and first + file.metadata.row_group(groups[0]).num_rows <= start:
+                first += file.metadata.row_group(groups.pop(0)).num_rows
+            batches = file.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=columns(names), row_groups=groups) \
+                if groups else iter(())
+            yield names, first, batches
+    else:
+        with _arrow(path) as (schema, batches):
+            chosen = columns(schema.names)
+            yield schema.names, 0, (b if chosen is None else b.select(chosen) for b in batches)
+
+
+def _present(fields: Sequence[str] | None) -> Callable[[list[str]], list[str] | None]:
+    """The columns of ``fields`` that a file has (None: all of them)."""
+    return lambda names: None if fields is None else [f for f in fields if f in names]
+
+
+def _no_row(label: str, row: int, rows: int) -> InputError:
+    return InputError(f"{label}, row {row}: no such row (the file has {rows}); has the file changed since it was indexed?")
+
+
+def _parquet_records(path: Location, rows: list[int], fields: tuple[str, ...] | None, label: str) -> list[dict]:
     """The ``fields`` (those the file has) at the ascending ``rows``, reading only the row groups that hold them."""
-    with pq.ParquetFile(path) as file:
-        columns = None if fields is None else [f for f in fields if f in file.schema_arrow.names]
+    with _parquet(path) as file:
+        columns = _present(fields)(file.schema_arrow.names)
         sizes = [file.metadata.row_group(g).num_rows for g in range(file.num_row_groups)]
         starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
         for row in rows:
             if not 0 <= row < starts[-1]:
-                raise InputError(
-                    f"{label}, row {row}: no such row (the file has {starts[-1]}); "
-                    "has the file changed since it was indexed?"
-                )
+                raise _no_row(label, row, starts[-1])
         wanted = np.asarray(rows, dtype=np.int64)
         group_of = np.searchsorted(starts, wanted, side="right") - 1
         records = []
@@ -666,14 +827,37 @@ def _parquet_records(path: Path, rows: list[int], fields: tuple[str, ...], label
     return records
 
 
-def _open_binary(path: Path) -> IO[bytes]:
+def _arrow_records(path: Location, rows: list[int], fields: tuple[str, ...] | None, label: str) -> list[dict]:
+    """The ``fields`` (those the file has) at the ascending ``rows``, converting only the batches that hold them."""
+    wanted = np.asarray(rows, dtype=np.int64)
+    if len(wanted) and wanted[0] < 0:
+        raise _no_row(label, int(wanted[0]), 0)
+    records: list[dict] = []
+    start = 0
+    with _row_batches(path, _present(fields)) as (_, _, batches):
+        for batch in batches:
+            end = start + batch.num_rows
+            here = wanted[len(records):]
+            here = here[here < end]
+            if len(here):
+                records += batch.take(pa.array(here - start)).to_pylist()
+            start = end
+            if len(records) == len(wanted):
+                return records
+    raise _no_row(label, int(wanted[len(records)]), start)
+
+
+def _open_binary(path: Location) -> IO[bytes]:
     """``path`` as a stream of its decompressed bytes, which is what offsets count."""
-    kind = _suffix(path)
-    if kind == ".jsonl.gz":
-        return gzip.open(path, "rb")
-    if kind == ".jsonl.zst":
-        return io.BufferedReader(_ZstdReader(open(path, "rb")), buffer_size=_READ_CHUNK)
-    return open(path, "rb")
+    raw = storage.open_input(path)
+    name = storage.name(path).lower()
+    if name.endswith(".gz"):
+        stream = gzip.GzipFile(fileobj=raw, mode="rb")
+        stream.myfileobj = raw      # closed with the stream, as a file that gzip opens itself is
+        return stream
+    if name.endswith(".zst"):
+        return io.BufferedReader(_ZstdReader(raw), buffer_size=_READ_CHUNK)
+    return raw
 
 
 class _ZstdReader(io.RawIOBase):
@@ -682,6 +866,9 @@ class _ZstdReader(io.RawIOBase):
     zstandard's own ``stream_reader`` ends quietly at a truncated frame, which
     would lose the end of an interrupted download without a word. Frames are
     decoded one after another, so files from parallel compressors read whole.
+    The input is fed ``_ZSTD_SLICE`` bytes at a time (zstandard's ``decompressobj``
+    takes no output limit): a bomb of a file costs a few MiB a step, not its
+    decompressed size.
     """
 
     def __init__(self, file: IO[bytes]):
@@ -692,15 +879,18 @@ class _ZstdReader(io.RawIOBase):
     def _decompress(self) -> Iterator[bytes]:
         decompressor = zstandard.ZstdDecompressor(max_window_size=_ZSTD_MAX_WINDOW)
         frame, inside = decompressor.decompressobj(), False
-        while data := self._file.read(_READ_CHUNK):
-            while data:
-                if out := frame.decompress(data):
-                    yield out
-                inside = not frame.eof
-                if inside:
-                    break
-                data = frame.unused_data
-                frame = decompressor.decompressobj()
+        while chunk := self._file.read(_READ_CHUNK):
+            view = memoryview(chunk)
+            for start in range(0, len(view), _ZSTD_SLICE):
+                data = view[start:start + _ZSTD_SLICE]
+                while data:
+                    if out := frame.decompress(data):
+                        yield out
+                    inside = not frame.eof
+                    if inside:
+                        break
+                    data = frame.unused_data
+                    frame = decompressor.decompressobj()
         if inside:
             raise zstandard.ZstdError("the file ends inside a frame (truncated?)")
 

@@ -8,8 +8,10 @@
       locks/index.json           who holds it: pid, host, command, since
       locks/00001-of-00004.lock  held by the build of one --shard part (and its .json)
       shards/00000/              a finished shard, part of the index once the manifest lists it
-        shard.json               header, documents, tokens, corpus files (path, size, mtime),
-                                 the text and id fields, and each stored file's size and sha256
+        shard.json               header, documents, tokens, corpus files (path or URL, size, mtime,
+                                 a remote file's etag), the split read (if one was chosen), the
+                                 text and id fields, the record size limit, and each stored
+                                 file's size and sha256
         codes.h5                 the code store (nagindex.store)
         vectors.faiss            one vector per document (nagindex.sketch); absent where the
                                  header records no vectors (an index for the exact scan alone)
@@ -34,8 +36,8 @@ so a reader sees the old index or the new one, never half of either.
 An index is data, possibly from elsewhere: names and paths read from it are
 checked before use. Shard names are the ones above; a shard's files must lie
 in its own directory (a symbolic link out of the index is refused); the corpus
-files a shard names must be absolute, normalised paths of corpus file types,
-whose recorded size is checked before they are read.
+files a shard names must be absolute, normalised paths (or fsspec URLs) of
+corpus file types, whose recorded size is checked before they are read.
 """
 from __future__ import annotations
 
@@ -59,6 +61,7 @@ from .atomic import remove_leftovers, rename_durably, write_json
 from .corpus import SUFFIXES
 from .errors import IndexStateError, InputError
 from .template import Template
+from .storage import is_url
 
 FORMAT = "nagindex"
 FORMAT_VERSION = 2
@@ -233,10 +236,10 @@ class ShardDir:
                 raise IndexStateError(f"{where}: damaged shard metadata (no {key!r})")
         for f in meta["files"]:
             p = f.get("path") if isinstance(f, dict) else None
-            if not isinstance(p, str) or not os.path.isabs(p) or os.path.normpath(p) != p or "\0" in p \
-                    or not p.endswith(SUFFIXES):
+            if not isinstance(p, str) or not (is_url(p) or os.path.isabs(p) and os.path.normpath(p) == p) \
+                    or "\0" in p or not p.lower().endswith(SUFFIXES):
                 raise IndexStateError(f"{where}: refusing corpus file {p!r}: not an absolute, normalised path "
-                                      f"of a corpus file ({', '.join(SUFFIXES)})")
+                                      f"or a URL of a corpus file ({', '.join(SUFFIXES)})")
         if not set(meta["stored"]) <= set(STORED):
             raise IndexStateError(f"{where}: records unknown files {sorted(set(meta['stored']) - set(STORED))}")
         return meta

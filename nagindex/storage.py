@@ -33,6 +33,8 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # Where backends put a version tag of a file, in the order tried.
 _TAGS = ("ETag", "etag", "md5Hash", "blob_id", "checksum", "crc32c")
 _TIMES = ("mtime", "LastModified", "last_modified", "updated", "modified")
+#: Bytes fetched per request when a remote file is read through.
+READ_BLOCK = 8 << 20
 
 
 def is_url(item) -> bool:
@@ -63,6 +65,19 @@ def open_file(loc: Location, mode: str = "rb") -> IO:
         return open(loc, mode)
     fs, path = filesystem(loc)
     return fs.open(path, mode)
+
+
+def open_input(loc: Location) -> IO[bytes]:
+    """``loc`` opened to be read through: a remote file streams in blocks of ``READ_BLOCK`` bytes.
+
+    fsspec's read-ahead cache keeps one block at a time, so a file of any
+    size costs a block of memory (s3fs alone would hold 50 MiB blocks), and
+    seeking forward within a file fetches only what is read.
+    """
+    if not is_url(loc):
+        return open(loc, "rb")
+    fs, path = filesystem(loc)
+    return fs.open(path, "rb", block_size=READ_BLOCK, cache_type="readahead")
 
 
 def info(loc: Location) -> dict:

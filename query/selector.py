@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from nagindex.cluster import check_engine
-from nagindex.corpus import Indexed, check_source, fetch_texts, fetch_values, reroot
+from nagindex.corpus import MAX_RECORD_SIZE, Indexed, check_source, fetch_texts, fetch_values, reroot
 from nagindex.errors import InputError, NagindexError
 from nagindex.index import Index
 from nagindex.settings import ExtractSettings
@@ -318,7 +318,8 @@ class Selector:
         for shard, mask in self.index.locate(rows):
             local = rows[mask] - shard.offset
             files, offsets = shard.store.sources()
-            indexed = Indexed(shard.store.ids_of(local), shard.store.text_hashes(local), shard.meta["id_field"])
+            indexed = Indexed(shard.store.ids_of(local), shard.store.text_hashes(local), shard.meta["id_field"],
+                              shard.meta.get("max_record_size", MAX_RECORD_SIZE))
             paths = [reroot(f["path"], self.corpus_root) for f in shard.meta["files"]]
             for i in np.unique(files[local]).tolist():
                 check_source(paths[i], shard.meta["files"][i], by_time=indexed.hashes is None)

@@ -15,8 +15,8 @@ from nagindex import corpus
 from nagindex.corpus import Skipped, fetch_text, fetch_texts, find_files, read_records
 from nagindex.errors import InputError
 
-JSONL_KINDS = [".jsonl", ".jsonl.gz", ".jsonl.zst"]
-KINDS = [*JSONL_KINDS, ".parquet"]
+JSONL_KINDS = [".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".json.gz", ".json.zst"]
+KINDS = [*JSONL_KINDS, ".parquet", ".arrow"]
 
 DOCS = [
     {"id": "a", "text": "The first document.", "lang": "en"},
@@ -45,6 +45,13 @@ def write_docs(path: Path, docs: list[dict], row_group_size: int | None = None) 
     if path.name.endswith(".parquet"):
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.Table.from_pylist(docs), path, row_group_size=row_group_size)
+        return path
+    if path.name.endswith(".arrow"):     # an Arrow IPC stream, as `datasets` writes, in batches of 2 rows
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table = pa.Table.from_pylist(docs)
+        with pa.ipc.new_stream(path, table.schema) as writer:
+            for batch in table.to_batches(max_chunksize=2):
+                writer.write_batch(batch)
         return path
     return write_lines(path, [json.dumps(d, ensure_ascii=False) for d in docs])
 
@@ -129,10 +136,10 @@ def test_round_trip(tmp_path, kind):
     assert [r.text for r in records] == [d["text"] for d in DOCS]
     assert [r.file_index for r in records] == [0, 0, 0]
     assert records[0].fields == {"lang": "en"}
-    if kind == ".parquet":
+    if kind in (".parquet", ".arrow"):
         assert [r.offset for r in records] == [0, 1, 2]
         assert records[2].fields == {"lang": None}
-        assert records[1].where.endswith("docs.parquet, row 1")
+        assert records[1].where.endswith(f"docs{kind}, row 1")
     else:
         assert records[2].fields == {}
         assert records[1].where.endswith(f"docs{kind}, line 2")
@@ -162,6 +169,8 @@ def test_fetch_texts_returns_texts_in_the_order_asked(tmp_path):
         write_docs(tmp_path / "c.jsonl.zst", [{"text": f"zstd {i}"} for i in range(20)]),
         write_docs(tmp_path / "d.parquet", [{"text": f"parquet {i}"} for i in range(20)], row_group_size=6),
         write_bytes(tmp_path / "e.txt", b"the text file"),
+        write_docs(tmp_path / "f.arrow", [{"text": f"arrow {i}"} for i in range(20)]),
+        write_docs(tmp_path / "g.json.gz", [{"text": f"json {i}"} for i in range(20)]),
     ]
     records = read_all(files)
     picked = random.Random(0).choices(records, k=60)  # shuffled, with repeats
@@ -493,3 +502,108 @@ def test_text_files_and_parquet_texts_over_the_size_limit_are_bad_records(tmp_pa
     parquet = write_docs(tmp_path / "p.parquet", [DOCS[0], {"id": "big", "text": "word " * 400}])
     assert "long.txt: the record is 2,000 bytes, over the limit of 1,000" in error_of([txt], max_record_size=1000)
     assert "p.parquet, row 1: the record is 2,000 bytes" in error_of([parquet], max_record_size=1000)
+
+
+def test_a_line_fetched_back_is_read_no_further_than_the_record_size_limit(tmp_path):
+    path = write_docs(tmp_path / "a.jsonl.zst", [DOCS[0], {"id": "big", "text": "word " * 400}])
+    records = read_all([path])
+    indexed = corpus.Indexed(["big"], None, max_record_size=1000)
+    with pytest.raises(InputError, match=rf"a\.jsonl\.zst, byte {records[1].offset}: the line here is over 1,000 "
+                                         r"bytes, the most a record of this index may be \(--max-record-size\)"):
+        fetch_texts([path], np.zeros(1, np.uint32), np.array([records[1].offset]), indexed=indexed)
+
+
+def test_a_zstd_file_cut_inside_a_frame_is_reported_however_it_is_sliced(tmp_path):
+    lines = [json.dumps({"id": str(i), "text": "word " * 300}) for i in range(200)]
+    path = write_lines(tmp_path / "a.jsonl.zst", lines)
+    path.write_bytes(path.read_bytes()[:-7])
+    skipped: list[Skipped] = []
+    records = read_all([path], on_error="skip", skipped=skipped)
+    assert 0 < len(records) < 200
+    assert "the file ends inside a frame" in skipped[-1].reason and skipped[-1].rest_of_file
+
+
+# --- `datasets` folders and splits ------------------------------------------------
+
+
+def save_dataset(path: Path, docs: list[dict], shards: int = 1) -> Path:
+    import datasets
+
+    datasets.Dataset.from_list(docs).save_to_disk(str(path), num_shards=shards)
+    return path
+
+
+def test_a_datasets_folder_gives_its_data_files_in_order_not_its_metadata_nor_caches(tmp_path):
+    docs = [{"id": f"d{i}", "text": f"document {i}", "score": i / 10} for i in range(10)]
+    folder = save_dataset(tmp_path / "ds", docs, shards=3)
+    write_docs(folder / "cache-0123456789abcdef.arrow", [{"text": "a cached map() result"}])
+
+    files = find_files(folder)
+    assert [f.name for f in files] == [f"data-0000{i}-of-00003.arrow" for i in range(3)]
+    records = read_all(files, extra_fields=("score",))
+    assert [(r.id, r.text, r.fields) for r in records] == [(d["id"], d["text"], {"score": d["score"]}) for d in docs]
+    for i in range(3):      # offsets are row numbers within each file
+        offsets = [r.offset for r in records if r.file_index == i]
+        assert offsets == list(range(len(offsets))) and offsets
+    picked = records[::-1]
+    assert fetch_texts(files, np.array([r.file_index for r in picked]), np.array([r.offset for r in picked])) \
+        == [r.text for r in picked]
+
+
+def test_a_datasets_state_naming_a_missing_file_is_reported(tmp_path):
+    folder = save_dataset(tmp_path / "ds", [{"text": "one"}])
+    (folder / "data-00000-of-00001.arrow").unlink()
+    with pytest.raises(InputError, match=r"state\.json: lists the data file 'data-00000-of-00001\.arrow', "
+                                         r"which is not in the folder"):
+        find_files(folder)
+
+
+def test_a_row_past_the_end_of_an_arrow_file_is_reported(tmp_path):
+    path = write_docs(tmp_path / "a.arrow", DOCS)
+    with pytest.raises(InputError, match=r"a\.arrow, row 3: no such row \(the file has 3\)"):
+        fetch_text(path, 3)
+
+
+@pytest.mark.parametrize("layout, splits", [
+    ({"data/train-00000-of-00002.parquet": 2, "data/train-00001-of-00002.parquet": 2,
+      "data/test-00000-of-00001.parquet": 1}, {"train": 4, "test": 1}),
+    ({"train/a.jsonl": 2, "train/b.jsonl.gz": 1, "validation/a.jsonl": 3}, {"train": 3, "validation": 3}),
+    ({"train.parquet": 2, "dev.jsonl": 1, "test.json": 2}, {"train": 2, "dev": 1, "test": 2}),
+])
+def test_a_corpus_of_several_splits_must_be_told_which_to_read(tmp_path, layout, splits):
+    for rel, n in layout.items():
+        write_docs(tmp_path / "hub" / rel, [{"text": f"{rel} {i}"} for i in range(n)])
+    files = find_files(tmp_path / "hub")
+    with pytest.raises(InputError, match=rf"the corpus holds several splits \({', '.join(sorted(splits))}\): "
+                                         r"choose one with --split NAME"):
+        corpus.choose_split(files, None)
+    for split, n in splits.items():
+        assert len(read_all(corpus.choose_split(files, split))) == n
+    with pytest.raises(InputError, match=rf"--split nope: no such split in the corpus \(splits found: "
+                                         rf"{', '.join(sorted(splits))}\)"):
+        corpus.choose_split(files, "nope")
+
+
+def test_a_corpus_of_one_split_or_none_is_read_whole(tmp_path):
+    for name in ("web", "books", "devices", "testimonials"):
+        write_docs(tmp_path / "plain" / f"{name}.jsonl", DOCS)
+    plain = find_files(tmp_path / "plain")
+    assert corpus.choose_split(plain, None) == plain
+    one = [write_docs(tmp_path / "one" / f"train-0000{i}-of-00002.parquet", DOCS) for i in range(2)]
+    assert corpus.choose_split(find_files(tmp_path / "one"), None) == one
+    assert corpus.choose_split(one, "train") == one
+
+
+def test_a_saved_dataset_dict_has_one_split_per_folder(tmp_path):
+    import datasets
+
+    datasets.DatasetDict({
+        "train": datasets.Dataset.from_list([{"text": f"train {i}"} for i in range(4)]),
+        "holdout": datasets.Dataset.from_list([{"text": f"holdout {i}"} for i in range(2)]),
+    }).save_to_disk(str(tmp_path / "dd"))
+    files = find_files(tmp_path / "dd")
+    assert [f.relative_to(tmp_path / "dd").as_posix() for f in files] == \
+        ["holdout/data-00000-of-00001.arrow", "train/data-00000-of-00001.arrow"]
+    with pytest.raises(InputError, match=r"several splits \(holdout, train\)"):
+        corpus.choose_split(files, None)
+    assert [r.text for r in read_all(corpus.choose_split(files, "holdout"))] == ["holdout 0", "holdout 1"]
