@@ -13,6 +13,7 @@ HDF5 and FAISS read local files, and an index is read many times.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import posixpath
 import re
@@ -77,7 +78,8 @@ def open_input(loc: Location) -> IO[bytes]:
     if not is_url(loc):
         return open(loc, "rb")
     fs, path = filesystem(loc)
-    return fs.open(path, "rb", block_size=READ_BLOCK, cache_type="readahead")
+    # Buffered as a local file is: fsspec's own readline() takes no size limit.
+    return io.BufferedReader(fs.open(path, "rb", block_size=READ_BLOCK, cache_type="readahead"))
 
 
 def info(loc: Location) -> dict:
