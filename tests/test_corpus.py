@@ -607,3 +607,12 @@ def test_a_saved_dataset_dict_has_one_split_per_folder(tmp_path):
     with pytest.raises(InputError, match=r"several splits \(holdout, train\)"):
         corpus.choose_split(files, None)
     assert [r.text for r in read_all(corpus.choose_split(files, "holdout"))] == ["holdout 0", "holdout 1"]
+
+
+def test_a_corpus_moved_between_disks_and_buckets_is_found_where_it_is_now():
+    moves = [("s3://old-bucket/pool", "s3://new-bucket/p"), ("/data/pool", "gs://archive/pool")]
+    assert corpus.reroot("s3://old-bucket/pool/a/b.jsonl", moves) == "s3://new-bucket/p/a/b.jsonl"
+    assert corpus.reroot("/data/pool/b.parquet", moves) == "gs://archive/pool/b.parquet"
+    assert corpus.reroot("/data/pooled/b.parquet", moves) == Path("/data/pooled/b.parquet")
+    assert corpus.reroot("s3://old-bucket/pooled/b.jsonl", moves) == "s3://old-bucket/pooled/b.jsonl"
+    assert corpus.reroot("/data/pool/b.jsonl", [("/data", "/mnt/d")]) == Path("/mnt/d/pool/b.jsonl")
