@@ -616,3 +616,18 @@ def test_a_corpus_moved_between_disks_and_buckets_is_found_where_it_is_now():
     assert corpus.reroot("/data/pooled/b.parquet", moves) == Path("/data/pooled/b.parquet")
     assert corpus.reroot("s3://old-bucket/pooled/b.jsonl", moves) == "s3://old-bucket/pooled/b.jsonl"
     assert corpus.reroot("/data/pool/b.jsonl", [("/data", "/mnt/d")]) == Path("/mnt/d/pool/b.jsonl")
+
+
+def test_a_template_renders_records_of_a_datasets_folder_and_their_fetch_back(tmp_path):
+    from nagindex.template import Template
+
+    docs = [{"id": f"q{i}", "question": f"What is {i} + 1?", "answer": str(i + 1), "unused": "x" * 50}
+            for i in range(5)]
+    files = find_files(save_dataset(tmp_path / "ds", docs, shards=2))
+    template = Template("{{question}} {{answer}}")
+    records = read_all(files, template=template)
+    assert [r.text for r in records] == [f"What is {i} + 1? {i + 1}" for i in range(5)]
+    assert fetch_texts(files, np.array([r.file_index for r in records]), np.array([r.offset for r in records]),
+                       template=template) == [r.text for r in records]
+    with pytest.raises(InputError, match=r"data-00000-of-00002\.arrow, row 0: .*'missing' is undefined"):
+        read_all(files, template=Template("{{missing}}"))
