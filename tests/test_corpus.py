@@ -631,3 +631,13 @@ def test_a_template_renders_records_of_a_datasets_folder_and_their_fetch_back(tm
                        template=template) == [r.text for r in records]
     with pytest.raises(InputError, match=r"data-00000-of-00002\.arrow, row 0: .*'missing' is undefined"):
         read_all(files, template=Template("{{missing}}"))
+
+
+@pytest.mark.parametrize("kind", [".arrow", ".json.zst"])
+def test_reading_from_a_records_after_yields_the_rest_as_the_whole_read_does(tmp_path, kind):
+    docs = [{"id": f"d{i}", "text": f"document {i}"} for i in range(7)]
+    files = [write_docs(tmp_path / f"a{kind}", docs), write_docs(tmp_path / f"b{kind}", [{"text": "b"}])]
+    whole = read_all(files)
+    for k in (0, 2, 5, 6):
+        seen = {r.id: r.where for r in whole[:k + 1]}
+        assert read_all(files, start=whole[k].after, seen_ids=seen) == whole[k + 1:]
