@@ -49,6 +49,11 @@ def test_a_corpus_on_s3_is_built_and_its_texts_read_back_from_there(tiny_model, 
     targets = demo_corpus / "targets.jsonl"
     out = rows(query(index, targets, "-k", "1000", "--dedup", "--with-text").output)
     assert {r["id"]: r["text"] for r in out} == truth
+    domains = {r.id: r.fields.get("domain") for r in read_records(find_files(corpus), root=corpus,
+                                                                  extra_fields=("domain",))}
+    out = rows(query(index, targets, "-k", "1000", "--dedup", "--with-fields", "domain",
+                     "--quality-field", "quality").output)
+    assert {r["id"]: r.get("domain") for r in out} == domains and len(out) == len(truth)
 
     # A same-length edit of a remote object: the text hash tells; a rewrite of another size: its size does.
     fs = fsspec.filesystem("s3")
