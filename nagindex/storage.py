@@ -86,12 +86,15 @@ def info(loc: Location) -> dict:
     """The identity of a file: size, modification time and, where the storage has one, a version tag.
 
     Two reads of an unchanged file give the same dict; a rewritten file
-    changes its size, its time or its tag.
+    changes its size, its time or its tag. A remote file is asked afresh:
+    fsspec's listing cache would still describe a file that another machine
+    has rewritten since.
     """
     if not is_url(loc):
         st = Path(loc).stat()
         return {"size": st.st_size, "mtime": st.st_mtime}
     fs, path = filesystem(loc)
+    fs.invalidate_cache(path)
     details = fs.info(path)
     out = {"size": int(details.get("size") or 0)}
     stamp = next((details[k] for k in _TIMES if details.get(k) is not None), None)
