@@ -32,7 +32,7 @@ from nagindex.extract import Extractor
 from nagindex.index import Index, KnownIds
 from nagindex.indexdir import IndexDir, ShardDir, comparable, differences, part_name
 from nagindex.sketch import Sketch
-from nagindex.progress import phase
+from nagindex.progress import CorpusBar, phase, showing
 from nagindex.store import CodeStore, Rows, concat_stores
 
 from .options import BuildOptions
@@ -100,7 +100,7 @@ def build(corpus, index_path: str | os.PathLike, options: BuildOptions = BuildOp
     skipped: list[Skipped] = []
     everything = find_files(corpus, on_error="skip" if options.skip_bad else "raise", skipped=skipped)
     files = select_shard(choose_split(everything, options.split), options.shard)
-    with index.part_lock(part_name(*options.shard)) if options.shard else index.lock():
+    with showing(options.progress), index.part_lock(part_name(*options.shard)) if options.shard else index.lock():
         return _build(index, everything, files, skipped, options, started)
 
 
@@ -122,8 +122,7 @@ def _build(index: IndexDir, everything: list[storage.Location], files: list[stor
     # With Ray the replicas run the backbone; here it only tells what the index will hold.
     # Appending keeps the index's precision unless told otherwise: its codes must stay comparable.
     dtype = options.dtype or (manifest.get("dtype", "float32") if manifest else None)
-    with phase(f"loading the backbone {options.model or DEFAULT_MODEL} (hashing its weights; a GGUF file is "
-               "dequantized once)", options.progress):
+    with phase(f"loading the backbone {options.model or DEFAULT_MODEL} and hashing its weights"):
         backbone = load_backbone(options.model, "cpu" if options.engine == "ray" else options.device, dtype)
     extractor = Extractor(backbone, options.settings, options.token_budget)
     header = _header(backbone.identity.as_dict(), extractor, options)
@@ -165,9 +164,9 @@ def _build(index: IndexDir, everything: list[storage.Location], files: list[stor
         if options.engine == "ray":
             from .ray_build import extract_windows
             # The replicas compute in the dtype the index records (an append: the index's own).
-            done = extract_windows(read, work, dataclasses.replace(options, dtype=header["dtype"]), skipped, resume)
+            done = extract_windows(read, files, work, dataclasses.replace(options, dtype=header["dtype"]), skipped, resume)
         else:
-            done = _extract_windows(read(skipped=skipped), work, extractor, options, skipped, resume)
+            done = _extract_windows(read(skipped=skipped), files, work, extractor, options, skipped, resume)
     meta = _finish_shard(work, header, plan, skipped, options)
     index.finish(work)
     if options.shard is None:
@@ -261,12 +260,14 @@ def _prepare(work: ShardDir, plan: dict) -> None:
     work.clean()
 
 
-def _extract_windows(records: Iterator[Record], work: ShardDir, extractor: Extractor, options: BuildOptions,
-                     skipped: list[Skipped], resume: Resume) -> int:
+def _extract_windows(records: Iterator[Record], files: list[Path], work: ShardDir, extractor: Extractor,
+                     options: BuildOptions, skipped: list[Skipped], resume: Resume) -> int:
     """Write every missing part; return how many documents were already done."""
-    with PartWriter(work, options.progress, extractor.settings.max_length) as parts:
+    parts = PartWriter(work)
+    with CorpusBar(files) as bar, phase(f"reading, tokenizing and extracting the NAGs of {bar.describe()}"):
         windows = pending_windows(records, work, options.window, skipped, resume)
-        for w, nags in extractor.extract_stream(windows, lambda w: [r.text for r in w.records]):
+        for w, nags in extractor.extract_stream(windows, lambda w: [r.text for r in w.records],
+                                                lambda w, texts, tokens: bar.advance(w.records, texts, tokens)):
             window = w.records
             parts.write(w.k, Rows(
                 ids=[r.id for r in window],
@@ -278,6 +279,7 @@ def _extract_windows(records: Iterator[Record], work: ShardDir, extractor: Extra
                 fields=kept_fields(window, options.keep_fields),
                 text_hash=text_hashes(r.text for r in window),
             ), w.end, [r.where for r in window])
+        bar.finish()
     return parts.done
 
 
@@ -289,15 +291,13 @@ def _finish_shard(work: ShardDir, header: dict, plan: dict, skipped: list[Skippe
         parts = work.parts()
         if not parts:
             raise InputError("the corpus holds no usable document" + (f" ({len(skipped)} skipped)" if skipped else ""))
-        with phase(f"joining {len(parts)} parts into the code store", options.progress), \
-                atomic_path(work.codes) as tmp:
+        with phase(f"merging {len(parts)} parts into the code store"), atomic_path(work.codes) as tmp:
             documents = concat_stores(parts, tmp, header["neurons"])
         with CodeStore(work.codes) as store:
             tokens = int(store.tokens().sum())
             vec = header["vectors"]
-            with phase(f"training FAISS ({vec['faiss']}) and writing the vectors", options.progress):
-                build_vectors(store, vec["neuron_type"], Sketch.from_dict(vec["sketch"]), vec["faiss"], work.vectors,
-                              gpus=options.device != "cpu")
+            build_vectors(store, vec["neuron_type"], Sketch.from_dict(vec["sketch"]), vec["faiss"], work.vectors,
+                          gpus=options.device != "cpu")
         if skipped:
             write_skipped(work.skipped, skipped)
         meta = work.write_meta({"name": work.name, **header, "documents": documents, "tokens": tokens,

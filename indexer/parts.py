@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from nagindex.atomic import atomic_path
 from nagindex.corpus import Position, Record, Skipped, number
 from nagindex.indexdir import ShardDir
 from nagindex.store import CodeStore, Rows, write_rows
+
+log = logging.getLogger(__name__)
 
 
 def _windows(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
@@ -92,38 +94,27 @@ def pending_windows(records: Iterator[Record], work: ShardDir, size: int, skippe
 
 
 class PartWriter:
-    """Writes each extracted window as its part file, atomically, and shows progress.
+    """Writes each extracted window as its part file, atomically.
 
     Whoever extracts (this process, or Ray replicas) hands windows here, so a
-    build resumes the same way whichever engine ran it before.
+    build resumes the same way whichever engine ran it before. ``done``: the
+    documents an earlier run had written already.
     """
 
-    def __init__(self, work: ShardDir, progress: bool, max_length: int):
+    def __init__(self, work: ShardDir):
         self.work = work
-        self.max_length = max_length
         self.done = 0
         for part in work.parts():
             with CodeStore(part) as store:
                 self.done += store.rows
-        self._bar = tqdm(unit="doc", desc="build", initial=self.done, disable=not progress, dynamic_ncols=True)
-        self._tokens = 0
-        self._started = time.perf_counter()
 
     def write(self, k: int, rows: Rows, end: dict, where: list[str]) -> None:
         """Write window ``k`` with what :func:`pending_windows` says of its end and ``where`` each record was read."""
+        started = time.perf_counter()
         with atomic_path(self.work.part(k)) as tmp:
             write_rows(tmp, rows)
             self.work.mark_part(tmp, end, dict(zip(rows.ids, where)))
-        self._bar.update(len(rows))
-        self._tokens += int(np.minimum(rows.tokens, self.max_length).sum())
-        rate = self._tokens / max(time.perf_counter() - self._started, 1e-9)
-        self._bar.set_postfix_str(f"{rate:,.0f} tok/s", refresh=False)
-
-    def __enter__(self) -> "PartWriter":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._bar.close()
+        log.info("part %d: %d documents written in %.2fs", k, len(rows), time.perf_counter() - started)
 
 
 def kept_fields(window: list[Record], names: Sequence[str]) -> dict[str, np.ndarray]:

@@ -27,6 +27,7 @@ from nagindex.cluster import connect, worker_errors
 from nagindex.corpus import Record, Skipped, text_hashes
 from nagindex.extract import ExtractSettings, Extractor
 from nagindex.indexdir import ShardDir
+from nagindex.progress import CorpusBar, phase
 from nagindex.store import Rows
 
 from .options import BuildOptions
@@ -35,16 +36,16 @@ from .parts import PartWriter, Resume, kept_fields, pending_windows, read_skippe
 _NODE_LABEL = "ray.io/node-id"
 
 
-def extract_windows(read: Callable[..., Iterator[Record]], work: ShardDir, options: BuildOptions,
+def extract_windows(read: Callable[..., Iterator[Record]], files: list[Path], work: ShardDir, options: BuildOptions,
                     skipped: list[Skipped], resume: Resume) -> int:
     """Write every missing part of ``work``; return how many documents were already done.
 
-    ``read(skipped=list)`` yields the shard's records from ``resume`` on, as in
+    ``read(skipped=list)`` yields the records of the shard's ``files`` from ``resume`` on, as in
     a local build; ``options.dtype`` is the one the index records, which every
     replica computes in.
     """
     ray = connect(options.ray_address)
-    # The part writer shows progress; Ray Data's own reports go to the session's logs unless asked for.
+    # The build's bar shows progress; Ray Data's own reports go to the session's logs unless asked for.
     os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
     importlib.import_module("ray.data")
     ray.data.DataContext.get_current().enable_progress_bars = False
@@ -64,11 +65,16 @@ def extract_windows(read: Callable[..., Iterator[Record]], work: ShardDir, optio
                                        options.token_budget, options.store_impacts),
         batch_size=options.window, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=replicas),
         **resources)
-    with worker_errors(), PartWriter(work, options.progress, options.settings.max_length) as parts:
+    parts = PartWriter(work)
+    # Windows come back in any order: the bar counts documents, against the files' own count if they give one.
+    with worker_errors(), CorpusBar(files, by_position=False, done=parts.done) as bar, \
+            phase(f"reading {bar.describe()}, extracting their NAGs on {replicas} Ray replicas"):
         gathered = _Windows()
         for batch in nags.iter_batches(batch_size=None, batch_format="numpy"):
             for k, rows, end, where in gathered.add(batch):
                 parts.write(k, rows, end, where)
+                bar.advance([], len(rows), int(np.minimum(rows.tokens, options.settings.max_length).sum()))
+        bar.finish()
     if work.skipped.exists():
         skipped.extend(read_skipped(work.skipped))
     return parts.done

@@ -22,6 +22,7 @@ import numpy as np
 from nagindex.atomic import atomic_path
 from nagindex.errors import NagindexError
 from nagindex.faiss_index import clustering_on_gpus, ivf_of
+from nagindex.progress import bar, phase
 from nagindex.sketch import Sketch, SlotMap
 from nagindex.store import CHUNK_ROWS, CodeStore
 
@@ -41,10 +42,15 @@ def build_vectors(store: CodeStore, neuron_type: str, sketch: Sketch, spec: str,
         raise NagindexError(f"--faiss {spec}: {ivf.nlist} lists need at least as many documents to train on, "
                             f"and this shard holds {store.rows:,}; choose fewer lists or a flat type such as SQ4")
     if not index.is_trained:
-        with clustering_on_gpus(ivf, gpus):
-            _train(index, _training_sample(store, neuron_type, layout, _sample_size(ivf)))
-    for _, codes in store.iter_codes(neuron_type, chunk_rows):
-        index.add(layout.documents(codes))
+        sample = _training_sample(store, neuron_type, layout, _sample_size(ivf))
+        with phase(f"training FAISS ({spec}) on {min(len(sample), store.rows):,} vectors"), \
+                clustering_on_gpus(ivf, gpus):
+            _train(index, sample)
+    with phase(f"adding {store.rows:,} vectors to FAISS"), \
+            bar(total=store.rows, unit="doc", unit_scale=True, desc="adding vectors", leave=False) as added:
+        for _, codes in store.iter_codes(neuron_type, chunk_rows):
+            index.add(layout.documents(codes))
+            added.update(len(codes))
     with atomic_path(path) as tmp:
         faiss.write_index(index, str(tmp))
 

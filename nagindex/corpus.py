@@ -249,6 +249,9 @@ class Record:
     where: str
     fields: dict
     after: Position = Position()   # where reading starts again to go on after this record
+    # JSONL: how far reading the file as stored (compressed, for a compressed file) had got once this
+    # record was read: what a build's progress counts against the file's size.
+    position: int = 0
 
 
 @dataclass
@@ -311,6 +314,25 @@ def read_records(
         yield from read(path, index, name, _display(path), start if index == start.file else Position(index))
 
 
+def known_documents(path: Location) -> int | None:
+    """How many records ``path`` holds, where that costs no reading of its contents: a Parquet footer, the
+    batch headers of a local Arrow file (memory-mapped: its batches are not read), one for a text file; None
+    for JSON lines and remote Arrow files, which must be read through to be counted."""
+    kind = _suffix(path)
+    try:
+        if kind == ".txt":
+            return 1
+        if kind == ".parquet":
+            with _parquet(path) as file:
+                return file.metadata.num_rows
+        if kind == ".arrow" and not storage.is_url(path):
+            with _arrow(path) as (_, batches):
+                return sum(b.num_rows for b in batches)
+    except _UNREADABLE:
+        pass                     # the build names the damage when it reads the file
+    return None
+
+
 def _display(path: Location) -> str:
     """``path`` as the user would write it: relative to the working directory when under it."""
     if storage.is_url(path):
@@ -337,7 +359,7 @@ class _Reader:
     def jsonl(self, path: Location, index: int, name: str, label: str, at: Position) -> Iterator[Record]:
         line_no, offset = at.line, at.offset
         try:
-            with _open_binary(path) as stream:
+            with storage.open_input(path) as stored, _decompressed(stored, path) as stream:
                 _skip_to(stream, offset)
                 while line := stream.readline(self.max_record_size + 1):
                     line_no += 1
@@ -353,7 +375,7 @@ class _Reader:
                     if obj is None:
                         continue
                     record = self._record(obj, f"{name}:{line_no}", index, start, where,
-                                          Position(index, offset, line_no))
+                                          Position(index, offset, line_no), stored.tell())
                     if record:
                         yield record
         except _UNREADABLE as err:
@@ -428,7 +450,7 @@ class _Reader:
         return obj
 
     def _record(self, obj: dict, default_id: str, index: int, offset: int, where: str,
-                after: Position) -> Record | None:
+                after: Position, position: int = 0) -> Record | None:
         if self.template is not None:
             try:
                 text = self.template.render(obj)
@@ -464,7 +486,7 @@ class _Reader:
         self.seen_ids[doc_id] = where
 
         fields = {k: obj[k] for k in self.extra_fields if k in obj}
-        return Record(doc_id, text, index, offset, where, fields, after)
+        return Record(doc_id, text, index, offset, where, fields, after, position)
 
     def _too_large(self, size: int) -> str:
         return f"the record is {size:,} bytes, over the limit of {self.max_record_size:,} (--max-record-size)"
@@ -847,17 +869,22 @@ def _arrow_records(path: Location, rows: list[int], fields: tuple[str, ...] | No
     raise _no_row(label, int(wanted[len(records)]), start)
 
 
-def _open_binary(path: Location) -> IO[bytes]:
+@contextlib.contextmanager
+def _open_binary(path: Location) -> Iterator[IO[bytes]]:
     """``path`` as a stream of its decompressed bytes, which is what offsets count."""
-    raw = storage.open_input(path)
+    with storage.open_input(path) as stored, _decompressed(stored, path) as stream:
+        yield stream
+
+
+def _decompressed(stored: IO[bytes], path: Location) -> IO[bytes]:
+    """The decompressed bytes of the file ``stored`` (compressed as the name of ``path`` says); the caller
+    closes ``stored``, whose position is then how far into the file as stored reading has got."""
     name = storage.name(path).lower()
     if name.endswith(".gz"):
-        stream = gzip.GzipFile(fileobj=raw, mode="rb")
-        stream.myfileobj = raw      # closed with the stream, as a file that gzip opens itself is
-        return stream
+        return gzip.GzipFile(fileobj=stored, mode="rb")
     if name.endswith(".zst"):
-        return io.BufferedReader(_ZstdReader(raw), buffer_size=_READ_CHUNK)
-    return raw
+        return io.BufferedReader(_ZstdReader(stored), buffer_size=_READ_CHUNK)
+    return stored
 
 
 class _ZstdReader(io.RawIOBase):

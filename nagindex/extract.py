@@ -12,6 +12,7 @@ only ``L x K`` small integers per text leave it.
 """
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
@@ -86,18 +87,22 @@ class Extractor:
         """Token ids truncated to ``max_length``, and the full token counts (see :func:`tokenize`)."""
         return tokenize(self.backbone.tokenizer, texts, self.settings.max_length)
 
-    def extract(self, texts: Sequence[str]) -> NAGs:
+    def extract(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> NAGs:
+        """NAGs of ``texts``; ``progress(texts, tokens)`` after each forward batch (see :meth:`run`)."""
         ids, tokens = self.tokenize(texts)
-        codes, impacts = self.extract_ids(ids)
+        codes, impacts = self.run(self.plan(ids), progress)
         return NAGs(codes, impacts, tokens)
 
-    def extract_stream(self, windows: Iterable[W], texts_of: Callable[[W], Sequence[str]]) -> Iterator[tuple[W, NAGs]]:
+    def extract_stream(self, windows: Iterable[W], texts_of: Callable[[W], Sequence[str]],
+                       progress: Callable[[W, int, int], None] | None = None) -> Iterator[tuple[W, NAGs]]:
         """``(window, its NAGs)`` for each window of a stream, in order.
 
         Reading the next window (``next`` on ``windows``), tokenizing it and
         laying out its batches happen in a background thread while the current
         window runs: tokenizers and torch release the GIL, so host work overlaps
-        with the forward instead of adding to it. ``texts_of`` gives a window's texts.
+        with the forward instead of adding to it. ``texts_of`` gives a window's
+        texts; ``progress(window, texts, tokens)`` is called after each forward
+        batch of a window, so a bar moves batch by batch rather than window by window.
         """
         def prepare(it):
             window = next(it, _END)
@@ -112,7 +117,8 @@ class Extractor:
             while (ready := pending.result()) is not None:
                 pending = pool.submit(prepare, it)
                 window, tokens, plan = ready
-                codes, impacts = self.run(plan)
+                done = None if progress is None else functools.partial(progress, window)
+                codes, impacts = self.run(plan, done)
                 yield window, NAGs(codes, impacts, tokens)
 
     def extract_ids(self, ids: Sequence[Sequence[int]]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -141,7 +147,8 @@ class Extractor:
         """Every batch of ``ids`` as the extractor runs them, laid out as host tensors."""
         if self.packing:
             return [self._packed(ids, rows) for rows in self._packs(ids)]
-        return [Batch(batch, *self._padded([ids[i] for i in batch])) for batch in self.batches(ids)]
+        return [Batch(batch, *self._padded([ids[i] for i in batch]), tokens=sum(len(ids[i]) for i in batch))
+                for batch in self.batches(ids)]
 
     def _padded(self, ids: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         B, T = len(ids), max(1, max(len(i) for i in ids))
@@ -201,7 +208,8 @@ class Extractor:
                 at, s = at + n, s + 1
             positions[r, at:] = np.arange(T - at)
         return Batch(np.asarray(texts, np.int64), self._pinned(input_ids), None, self._pinned(positions),
-                      self._pinned(segment.reshape(-1)), self._pinned(weight.reshape(-1)))
+                     self._pinned(segment.reshape(-1)), self._pinned(weight.reshape(-1)),
+                     sum(len(ids[i]) for i in texts))
 
     def _pinned(self, array: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(array)
@@ -214,13 +222,21 @@ class Extractor:
 
     # -- the forward pass -----------------------------------------------------
 
-    def run(self, plan: list[Batch]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Codes and impacts of a plan's texts, per type, in the order of the ids it was made from."""
+    def run(self, plan: list[Batch], progress: Callable[[int, int], None] | None = None
+            ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Codes and impacts of a plan's texts, per type, in the order of the ids it was made from.
+
+        ``progress(texts, tokens)`` follows each batch with its texts and the tokens the backbone read.
+        On CUDA a batch is then queued, not finished: the device catches up when the results are copied
+        back, at the end of the plan.
+        """
         # Results stay on the device until the end: copying them back batch by
         # batch would make the host wait for every batch instead of queueing the next.
         order, found = [], {t: ([], []) for t in self.neurons}
         for batch in plan:
             top = self._run(batch)
+            if progress is not None:
+                progress(len(batch.texts), batch.tokens)
             order.append(batch.texts)
             for t, (indices, values) in top.items():
                 found[t][0].append(indices)
@@ -299,6 +315,7 @@ class Batch:
     positions: torch.Tensor | None = None        # packed batches: restart at 0 with each text
     segment: torch.Tensor | None = None          # packed: each token's text (its slot in ``texts``)
     weight: torch.Tensor | None = None           # packed: 1 / its text's length, 0 for the tail
+    tokens: int = 0                              # real tokens, padding left out
 
 
 class _PaddedMean:

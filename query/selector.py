@@ -24,6 +24,7 @@ from nagindex.cluster import check_engine
 from nagindex.corpus import MAX_RECORD_SIZE, Indexed, check_source, fetch_texts, fetch_values, reroot
 from nagindex.errors import InputError, NagindexError
 from nagindex.index import Index
+from nagindex.progress import bar, phase
 from nagindex.settings import ExtractSettings
 
 from .approx import DEFAULT_OVERSAMPLE, ApproxSearch, resolve
@@ -57,7 +58,11 @@ class Selector:
         """``corpus_root``: ``(old, new)`` pairs, for a corpus moved from ``old`` to ``new`` since it was
         indexed; texts are fetched from the new place and checked as from the old."""
         check_engine(engine, ray_address)
-        self.index = index if isinstance(index, Index) else Index(index)
+        if isinstance(index, Index):
+            self.index = index
+        else:
+            with phase(f"loading the index {index}"):
+                self.index = Index(index)
         self.device = device
         self.model = model
         self.engine = engine                  # "ray": one Ray task per shard (query.ray_query)
@@ -74,8 +79,9 @@ class Selector:
         from nagindex.backbone import load_recorded
         from nagindex.extract import Extractor
 
-        backbone = load_recorded(self.index.backbone, self.model, self.device, self.dtype,
-                                 what=str(self.index.path))
+        with phase(f"loading the backbone {self.index.backbone['name']} and hashing its weights"):
+            backbone = load_recorded(self.index.backbone, self.model, self.device, self.dtype,
+                                     what=str(self.index.path))
         return Extractor(backbone, ExtractSettings.from_dict(self.index.settings))
 
     @property
@@ -88,7 +94,14 @@ class Selector:
     def target_codes(self, texts: list[str]) -> dict[str, np.ndarray]:
         """Codes of target texts per neuron type, cached across queries."""
         key = cache_key(self.index.backbone, {**self.index.settings, "dtype": self.dtype}, texts)
-        return cached_codes(key, self.index.neuron_types, lambda: self.extractor.extract(texts).codes)
+        return cached_codes(key, self.index.neuron_types, lambda: self._forward(texts))
+
+    def _forward(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """The backbone's forward pass over target texts (the cache had not seen them), with a bar."""
+        extractor = self.extractor
+        with phase(f"computing the NAGs of {len(texts):,} target examples"), \
+                bar(total=len(texts), unit="text", desc="targets' forward pass", leave=False) as done:
+            return extractor.extract(texts, lambda n, _tokens: done.update(n)).codes
 
     def profiles(self, targets: Targets, spec: ScoreSpec = ScoreSpec()) -> Profiles:
         self._check_type(spec.neuron_type)
@@ -128,8 +141,14 @@ class Selector:
         scan = score_chunks
         if self.device != "cpu" and cuda_available():
             scan = functools.partial(score_chunks_torch, device=self.device if self.device not in (None, "auto") else "cuda")
-        with damage_reported(lambda e: self.index.damaged_code(e, neuron_type)):
-            yield from scan(self.index.iter_codes(neuron_type), profiles.table, profiles.layers, profiles.top_k)
+        with damage_reported(lambda e: self.index.damaged_code(e, neuron_type)), \
+                phase(f"scoring {self.index.documents:,} documents against {len(profiles.names)} "
+                      f"target{'s' if len(profiles.names) != 1 else ''}"), \
+                bar(total=self.index.documents, unit="doc", unit_scale=True, desc="scoring", leave=False) as scored:
+            for first_row, sums in scan(self.index.iter_codes(neuron_type), profiles.table, profiles.layers,
+                                        profiles.top_k):
+                scored.update(len(sums))
+                yield first_row, sums
 
     def score_texts(self, texts: list[str], profiles: Profiles, neuron_type: str = "fwd_up") -> np.ndarray:
         """Similarity of arbitrary texts (not in the pool) to each target: ``[len(texts), M]``."""
@@ -186,10 +205,12 @@ class Selector:
         if self.engine == "ray":
             from .ray_query import fan_out
 
-            picks, similarity, depths = fan_out(self.index, profiles, spec.neuron_type, budgets, dedup,
-                                                self.ray_address)
+            with phase(f"scoring {len(self.index.shards)} shards on Ray"):
+                picks, similarity, depths = fan_out(self.index, profiles, spec.neuron_type, budgets, dedup,
+                                                    self.ray_address)
         elif resolve(search, self.index, budgets, spec.neuron_type, quality is not None, oversample) == "approx":
-            picks, similarity, depths, scored = self.approx.select(profiles, budgets, oversample, nprobe, dedup)
+            with phase("approximate search: FAISS candidates, re-scored exactly"):
+                picks, similarity, depths, scored = self.approx.select(profiles, budgets, oversample, nprobe, dedup)
             notes.append(f"approximate search: {scored:,} FAISS candidates re-scored exactly (--search exact scans all)")
         elif quality is None and not dedup:
             picks, similarity = self._stream_select(profiles, spec.neuron_type, budgets)
@@ -267,7 +288,8 @@ class Selector:
 
     def texts(self, rows: np.ndarray) -> list[str]:
         """The texts of global rows, fetched back from the corpus files."""
-        return self._fetch(rows, None, None)
+        with phase(f"fetching {len(rows):,} texts from the corpus"):
+            return self._fetch(rows, None, None)
 
     def fields(self, rows: np.ndarray, names: Sequence[str] | str = "all") -> dict[str, pa.Array]:
         """Corpus fields of global rows, in the order of ``rows``, read in one pass per file.
@@ -276,7 +298,8 @@ class Selector:
         have but their text and id. A record without a field gets null; a field
         no record has is an error.
         """
-        records = [r if isinstance(r, dict) else {} for r in self._fetch(rows, None, _any, record=True)]
+        with phase(f"fetching the fields of {len(rows):,} records from the corpus"):
+            records = [r if isinstance(r, dict) else {} for r in self._fetch(rows, None, _any, record=True)]
         if names == "all":
             own = {s.meta[k] for s in self.index.shards for k in ("text_field", "id_field")}
             names = [k for k in dict.fromkeys(k for r in records for k in r) if k not in own]
@@ -302,8 +325,9 @@ class Selector:
         values = self.index.kept_field(field_name)
         where = f"kept in {self.index.path}" if values is not None else "in the corpus records"
         if values is None:
-            values = np.array(self._fetch(np.arange(self.index.documents), field_name, _any,
-                                          functools.partial(_quality_value, field_name)), np.float64)
+            with phase(f"reading {field_name!r} from all {self.index.documents:,} corpus records"):
+                values = np.array(self._fetch(np.arange(self.index.documents), field_name, _any,
+                                              functools.partial(_quality_value, field_name)), np.float64)
         if not np.isfinite(values).any():
             raise InputError(f"--quality-field {field_name}: no document has a number {where} "
                              f"(fields kept in the index: {', '.join(self.index.kept_fields) or 'none'})")

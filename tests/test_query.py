@@ -130,7 +130,7 @@ def test_a_kept_quality_field_is_read_from_the_index(tiny_model, demo_index, dem
     shutil.rmtree(corpus)                                   # the query must not need it
     assert "quality" in run("info", kept).output.split("kept fields")[1].splitlines()[0]
     args = ("-k", "120", "--quality-field", "quality", "--invert-quality")
-    assert query(kept, demo_corpus / "targets.jsonl", *args).output == query(demo_index, demo_corpus / "targets.jsonl", *args).output
+    assert query(kept, demo_corpus / "targets.jsonl", *args).stdout == query(demo_index, demo_corpus / "targets.jsonl", *args).stdout
 
 
 def test_the_output_carries_the_quality_and_the_combined_score(demo_index, demo_corpus):

@@ -35,10 +35,12 @@ def wait_for(condition, proc: subprocess.Popen, timeout: float = 300) -> None:
 
 
 def one_line(result) -> str:
-    """The error of a failed command: exit non-zero, one line, no traceback."""
+    """The error of a failed command: exit non-zero, one line, no traceback (after the steps it had begun)."""
     assert result.exit_code != 0
-    assert "Traceback" not in result.output and result.output.strip().count("\n") == 0, result.output
-    return result.output
+    assert "Traceback" not in result.output, result.output
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("Error: "), result.output
+    return error
 
 
 @pytest.fixture

@@ -80,10 +80,10 @@ def test_a_worker_resumes_its_own_part(tiny_model, demo, tmp_path, monkeypatch):
     extract = Extractor.run
     calls = itertools.count()
 
-    def crash_after_three_windows(self, plan):
+    def crash_after_three_windows(self, plan, *progress):
         if next(calls) == 3:
             raise RuntimeError("killed")
-        return extract(self, plan)
+        return extract(self, plan, *progress)
 
     monkeypatch.setattr(Extractor, "run", crash_after_three_windows)
     assert build(tiny_model, demo / "corpus", index, "--shard", "1/2", "--window", "4", ok=False).exit_code != 0

@@ -57,16 +57,16 @@ def interrupted(files: list[Path], work: ShardDir, window: int, windows: int) ->
     rng = np.random.default_rng(0)
     skipped: list[Skipped] = []
     records = read_records(files, on_error="skip", skipped=skipped)
-    with PartWriter(work, False, 120) as parts:
-        for w in pending_windows(records, work, window, skipped, Resume()):
-            if w.k == windows:
-                break
-            n = len(w.records)
-            parts.write(w.k, Rows(ids=[r.id for r in w.records], tokens=np.full(n, 120, np.int64),
-                                  source_file=np.zeros(n, np.uint32),
-                                  source_offset=np.fromiter((r.offset for r in w.records), np.int64, n),
-                                  codes={"fwd_up": rng.integers(0, 1536, (n, LAYERS, TOP_K), dtype=np.uint16)}),
-                        w.end, [r.where for r in w.records])
+    parts = PartWriter(work)
+    for w in pending_windows(records, work, window, skipped, Resume()):
+        if w.k == windows:
+            break
+        n = len(w.records)
+        parts.write(w.k, Rows(ids=[r.id for r in w.records], tokens=np.full(n, 120, np.int64),
+                              source_file=np.zeros(n, np.uint32),
+                              source_offset=np.fromiter((r.offset for r in w.records), np.int64, n),
+                              codes={"fwd_up": rng.integers(0, 1536, (n, LAYERS, TOP_K), dtype=np.uint16)}),
+                    w.end, [r.where for r in w.records])
 
 
 def first_new_window(files: list[Path], work: ShardDir, window: int, from_parts: bool) -> tuple[float, list[str]]:
