@@ -291,7 +291,8 @@ def _finish_shard(work: ShardDir, header: dict, plan: dict, skipped: list[Skippe
         parts = work.parts()
         if not parts:
             raise InputError("the corpus holds no usable document" + (f" ({len(skipped)} skipped)" if skipped else ""))
-        with phase(f"merging {len(parts)} parts into the code store"), atomic_path(work.codes) as tmp:
+        named = f"{len(parts)} part{'s' if len(parts) != 1 else ''}"
+        with phase(f"merging {named} into the code store"), atomic_path(work.codes) as tmp:
             documents = concat_stores(parts, tmp, header["neurons"])
         with CodeStore(work.codes) as store:
             tokens = int(store.tokens().sum())
