@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import json
 import random
+import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -90,3 +92,13 @@ def test_quiet_shows_no_progress(tiny_model, demo, tmp_path):
     # What is left is the result itself: one line for the build, the summary for a query.
     assert len(built.stderr.splitlines()) == 1
     assert "selected 8 rows" in queried.stderr and len(queried.stdout.splitlines()) == 8
+
+
+def test_verbose_logs_each_step_with_its_time(tiny_model, demo, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    result = invoke("-v", "build", demo / "corpus", "-o", tmp_path / "i", "--model", tiny_model, "--window", "16")
+    logged = [r.getMessage() for r in caplog.records]
+    finished = [m for m in logged if re.fullmatch(r"merging .*: \d+\.\ds", m)]
+    assert finished and any(m.startswith("part 3: 12 documents written") for m in logged)
+    # The log goes to stderr above the bar, which stays.
+    assert re.search(r"merging .*: \d+\.\ds", result.stderr) and "100%" in result.stderr
