@@ -67,7 +67,8 @@ class Task:
         self.selector = Selector(index, model=model)
         self.targets: Targets = read_targets(data / "targets.jsonl", target_field="target")
         records = read_records(find_files(data / "corpus"), "text", "id", extra_fields=(label_field,))
-        label_of = {r.id: r.fields[label_field] for r in records}
+        # A record without the field (the demo's plain-text notes) has no label: it counts against every target.
+        label_of = {r.id: r.fields.get(label_field) for r in records}
         self.labels = np.array([label_of[i] for i in self.selector.index.ids])
         wanted = {r.fields.get("target"): r.fields.get("label") for r in
                   read_records(find_files(data / "targets.jsonl"), "text", None, extra_fields=("target", "label"))}
