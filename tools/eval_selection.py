@@ -66,7 +66,8 @@ class Task:
         build(data / "corpus", index, BuildOptions(model=model, dtype=dtype, progress=False))
         self.selector = Selector(index, model=model)
         self.targets: Targets = read_targets(data / "targets.jsonl", target_field="target")
-        records = read_records(find_files(data / "corpus"), "text", "id", extra_fields=(label_field,))
+        records = read_records(find_files(data / "corpus"), "text", "id", extra_fields=(label_field,),
+                               root=(data / "corpus").resolve())   # default ids as the build made them
         # A record without the field (the demo's plain-text notes) has no label: it counts against every target.
         label_of = {r.id: r.fields.get(label_field) for r in records}
         self.labels = np.array([label_of[i] for i in self.selector.index.ids])
