@@ -61,11 +61,15 @@ def write_json(path: str | os.PathLike, obj) -> None:
             f.write("\n")
 
 
-def remove_leftovers(directory: Path) -> list[Path]:
-    """Remove what killed writers left in ``directory``; only safe while holding its writer lock."""
+def remove_leftovers(directory: Path, of: str | None = None) -> list[Path]:
+    """Remove what killed writers left in ``directory`` (only those of the file named ``of``, if given).
+
+    Only safe while holding the lock of whoever writes there: in ``directory``,
+    or of that one file.
+    """
     removed = []
     for p in directory.iterdir() if directory.is_dir() else ():
-        if LEFTOVER.fullmatch(p.name):
+        if LEFTOVER.fullmatch(p.name) and (of is None or p.name.startswith(f".{of}.")):
             shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
             removed.append(p)
     return removed

@@ -276,3 +276,15 @@ def test_a_file_linked_from_outside_the_index_is_refused(index, tmp_path):
     codes.symlink_to(outside)
     with pytest.raises(IndexStateError, match="refusing a file outside the index"):
         Index(index)
+
+
+def test_a_lock_record_half_written_by_a_killed_part_build_is_cleared(tiny_model, demo, tmp_path):
+    index = tmp_path / "i"
+    locks = index / "locks"
+    locks.mkdir(parents=True)
+    orphan = locks / f".00001-of-00002.json.tmp-{os.getpid() + 1}"
+    orphan.write_text('{"pid": ')
+    other = locks / f".00000-of-00002.json.tmp-{os.getpid() + 2}"   # another part's, which may be alive
+    other.write_text('{"pid": ')
+    build(tiny_model, demo / "corpus", index, "--shard", "1/2")
+    assert not orphan.exists() and other.exists()
