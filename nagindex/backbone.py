@@ -98,9 +98,19 @@ def resolve_device(device: str | None) -> torch.device:
     return torch.device(device)
 
 
+def native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX tiles): only then is it faster than float32."""
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
 def default_dtype(device: torch.device) -> torch.dtype:
-    """float32 on CPU (exact parity with the reference), bfloat16 on CUDA (speed)."""
-    return torch.bfloat16 if device.type == "cuda" else torch.float32
+    """bfloat16 on CUDA and on a CPU with native bfloat16 (speed; selections held, docs/design.md §3), else float32.
+
+    ``--dtype float32`` gives the reference's NAGs exactly.
+    """
+    if device.type == "cuda" or (device.type == "cpu" and native_bfloat16()):
+        return torch.bfloat16
+    return torch.float32
 
 
 def dtype_name(dtype: torch.dtype) -> str:

@@ -368,3 +368,16 @@ def test_a_resumed_build_reads_on_after_the_finished_windows_to_the_same_index(t
     skipped = [json.loads(line) for line in (killed / "shards" / "00000" / "skipped.jsonl").read_text().splitlines()]
     assert "duplicate id 'a2', first seen at" in skipped[-1]["reason"]
     assert skipped[-1]["reason"].endswith("row 2" if kind == ".parquet" else "line 4")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_on_cpu_the_index_is_bfloat16_where_the_cpu_computes_it_natively(tiny_model, demo, tmp_path, monkeypatch,
+                                                                          native):
+    import torch
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    build(tiny_model, demo / "corpus" / "web-00.jsonl", tmp_path / "i", "--device", "cpu")
+    assert Index(tmp_path / "i").manifest["dtype"] == ("bfloat16" if native else "float32")
+    build(tiny_model, demo / "corpus" / "web-00.jsonl", tmp_path / "f", "--device", "cpu", "--dtype", "float32")
+    assert Index(tmp_path / "f").manifest["dtype"] == "float32"

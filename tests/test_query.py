@@ -283,7 +283,8 @@ def test_sizes_and_layers_parse():
 def test_reference_ranking_is_reproduced(parity_dir, tmp_path):
     """The paper's own ranking of the parity pool: same order, distances within 1e-6."""
     index = tmp_path / "parity.index"
-    run("build", parity_dir / "pool.parquet", "-o", index, "--text-field", "doc", "--id-field", "docid", "--quiet")
+    run("build", parity_dir / "pool.parquet", "-o", index, "--text-field", "doc", "--id-field", "docid", "--quiet",
+        "--dtype", "float32")
     out = rows(run("query", parity_dir / "target.parquet", "-i", index, "-k", "20", "--text-field", "doc").output)
     reference = json.loads((parity_dir / "ranking_fwd_up_k20.json").read_text())
     assert [r["id"] for r in out] == [r["docid"] for r in reference]

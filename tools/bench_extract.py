@@ -15,10 +15,15 @@ Prints, measured in one run over the same documents:
 architectures (sizes in ``CONFIGS``), with the default backbone's tokenizer:
 speed does not depend on the weights, so nothing is downloaded.
 
+``--dtype float32,bfloat16`` times the extractor in each dtype, interleaved
+over the same batches (one more row a dtype), and prints the throughput ratio;
+the other rows run in the first.
+
 With ``--peak-tflops`` it also reports model FLOPs utilisation: ``2 x parameters`` FLOPs per
 token (matrix multiplies of the body) against the card's peak (``--peak-tflops``).
 
     python -m tools.bench_extract --docs 200
+    python -m tools.bench_extract --docs 100 --dtype float32,bfloat16 --no-reference
     python -m tools.bench_extract --config qwen3-0.6b --docs 40 --no-reference --peak-tflops 0.19
     python -m tools.bench_extract --docs 20000 --device cuda --peak-tflops 989
 """
@@ -30,7 +35,7 @@ import time
 
 import torch
 
-from nagindex.backbone import Backbone, Identity, default_dtype, load_backbone, resolve_device
+from nagindex.backbone import Backbone, Identity, default_dtype, dtype_name, load_backbone, resolve_device
 from nagindex.extract import ExtractSettings, Extractor
 from nagindex.neurons import NEURON_TYPES, layout_for
 
@@ -146,7 +151,8 @@ def main() -> None:
     ap.add_argument("--config", choices=sorted(CONFIGS), default=None,
                     help="a randomly initialised model of this architecture instead of --model")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--dtype", default=None)
+    ap.add_argument("--dtype", default=None,
+                    help="the backbone's dtype; several, comma separated, to compare the extractor in each")
     ap.add_argument("--token-budget", type=int, default=None)
     ap.add_argument("--max-length", type=int, default=120)
     ap.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True,
@@ -159,19 +165,26 @@ def main() -> None:
 
     if torch.device(args.device if args.device != "auto" else "cpu").type == "cpu":
         torch.set_num_threads(torch.get_num_threads())
+    dtypes = args.dtype.split(",") if args.dtype else [None]
+    args.dtype = dtypes[0]
     backbone = random_backbone(args.config, args.device, args.dtype) if args.config else load_backbone(args.model, args.device, args.dtype)
     extractor = Extractor(backbone, ExtractSettings(max_length=args.max_length), args.token_budget)
+    others = {dt: Extractor(random_backbone(args.config, args.device, dt) if args.config
+                            else load_backbone(args.model, args.device, dt), extractor.settings, extractor.token_budget)
+              for dt in dtypes[1:]}
     texts = documents(args.docs)
     ids, _ = extractor.tokenize(texts)
     tokens = sum(len(i) for i in ids)
     padded = sum(len(b) * max(len(ids[i]) for i in b) for b in extractor.batches(ids))
     dev = backbone.device
 
-    extractor.extract(texts[: min(16, len(texts))])          # warm-up
-    variants = {
-        "nagindex (fwd_up)": lambda: extractor.extract_ids(ids),
-        "bare forward, same batches": lambda: bare_forward(extractor, ids),
-    }
+    first = f"nagindex (fwd_up, {dtype_name(backbone.dtype)})" if others else "nagindex (fwd_up)"
+    variants = {first: lambda: extractor.extract_ids(ids)}
+    for dt, other in others.items():
+        variants[f"nagindex (fwd_up, {dt})"] = lambda other=other: other.extract_ids(ids)
+    for ex in (extractor, *others.values()):
+        ex.extract(texts[: min(16, len(texts))])          # warm-up
+    variants["bare forward, same batches"] = lambda: bare_forward(extractor, ids)
     if args.reference:
         variants["reference-style"] = lambda: reference_style(backbone, texts, args.max_length)
     # Interleaved rounds, best of each: a shared machine's noise hits every variant alike.
@@ -181,7 +194,7 @@ def main() -> None:
             best[name] = min(best[name], timed(fn, dev))
     rows = list(best.items())
     t_tok = timed(lambda: extractor.tokenize(texts), dev)
-    t_nag, t_bare = rows[0][1], rows[1][1]
+    t_nag, t_bare = best[first], best["bare forward, same batches"]
 
     params = sum(p.numel() for n, p in backbone.body.named_parameters() if "embed" not in n)
     print(f"model {args.config or backbone.identity.name}, {params / 1e6:,.0f}M non-embedding parameters; device {dev} ({torch.cuda.get_device_name(dev) if dev.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
@@ -191,8 +204,10 @@ def main() -> None:
     for name, t in rows:
         print(f"{name:30} {len(texts) / t:>10,.1f} {tokens / t:>12,.0f} {t_bare / t:>8.2f}")
     print(f"tokenizing (not in the rows above): {tokens / t_tok:,.0f} tokens/s")
+    for dt in others:
+        print(f"nagindex {dt} / {dtype_name(backbone.dtype)}: {t_nag / best[f'nagindex (fwd_up, {dt})']:.2f}x the tokens/s")
     if args.reference:
-        print(f"nagindex / reference-style: {rows[2][1] / t_nag:.2f}x")
+        print(f"nagindex / reference-style: {best['reference-style'] / t_nag:.2f}x")
     if args.check_fp32:
         print(f"layer sets equal to CPU float32 (first 1000 documents): {agreement(extractor, args, texts):.2%}")
     if args.peak_tflops:
