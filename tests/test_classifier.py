@@ -81,7 +81,7 @@ def test_explain_lists_the_strongest_positive_and_negative_neurons(demo_index, d
     assert "strongest negative neurons" in format_text(ex)
     assert "strongest negative neurons" not in format_text(
         explain(Selector(demo_index), read_targets(demo_corpus / "targets.jsonl"), neurons=4, documents=1))
-    out = run("explain", demo_corpus / "targets.jsonl", "-i", demo_index, "--weighting", "classifier", "--json").output
+    out = run("explain", demo_corpus / "targets.jsonl", "-i", demo_index, "--weighting", "classifier", "--json").stdout
     assert json.loads(out)["spec"]["weighting"] == "classifier"
 
 

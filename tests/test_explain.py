@@ -56,7 +56,7 @@ def test_explain_command_prints_text_json_and_a_png(demo_index, demo_corpus, tmp
     for part in ("concentration per layer", "strongest neurons", "distinctive neurons", "ranking samples",
                  "top ", "middle", "bottom", "overlap between targets", "science_qa", "word_problems"):
         assert part in out
-    facts = json.loads(run("explain", demo_corpus / "targets.jsonl", "-i", demo_index, "--json").output)
+    facts = json.loads(run("explain", demo_corpus / "targets.jsonl", "-i", demo_index, "--json").stdout)   # stdout: the steps go to stderr
     assert {t["name"] for t in facts["targets"]} == {"science_qa", "word_problems"}
     assert {"lift", "layer", "neuron", "weight"} <= set(facts["targets"][0]["distinctive"][0])
     png = tmp_path / "explain.png"
