@@ -94,10 +94,7 @@ def test_quiet_shows_no_progress(tiny_model, demo, tmp_path):
     assert "selected 8 rows" in queried.stderr and len(queried.stdout.splitlines()) == 8
 
 
-def test_verbose_logs_each_step_with_its_time(tiny_model, demo, tmp_path, caplog, monkeypatch):
-    # import-linter, run in this process by test_layers.py, calls logging.config.dictConfig, which disables
-    # the loggers that existed then.
-    monkeypatch.setattr(logging.getLogger("nagindex"), "disabled", False)
+def test_verbose_logs_each_step_with_its_time(tiny_model, demo, tmp_path, caplog):
     caplog.set_level(logging.INFO)
     result = invoke("-v", "build", demo / "corpus", "-o", tmp_path / "i", "--model", tiny_model, "--window", "16")
     logged = [r.getMessage() for r in caplog.records]
