@@ -19,16 +19,12 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 
-from nagindex.synthetic import NEURON_TYPE
 from query.budget import Budget
 from query.classifier import DEFAULT_NEGATIVES
 from query.profile import ScoreSpec
-from query.selector import Selector
-from query.targets import Targets
 
-from .bench_selection import EXAMPLES, TARGET_TOPICS, synthetic_index, warm
+from .bench_selection import EXAMPLES, TARGET_TOPICS, synthetic_index, synthetic_selector, warm
 
 
 def timed(call) -> tuple[object, float, float]:
@@ -49,12 +45,7 @@ def main() -> None:
 
     index, target_codes = synthetic_index(args.dir, args.docs, args.seed)
     warm(index)
-    codes = np.load(target_codes)
-    targets = Targets([f"example {i}" for i in range(len(codes))],
-                      [f"topic-{t}" for t in TARGET_TOPICS for _ in range(EXAMPLES)])
-    selector = Selector(index, device="cpu")
-    selector.target_codes = lambda texts: {NEURON_TYPE: codes}
-    selector.profiles(targets).score(codes[:1])          # the kernels compiled or loaded, outside the timing
+    selector, targets = synthetic_selector(index, target_codes)
     print(f"{args.docs:,} documents, {len(TARGET_TOPICS)} targets of {EXAMPLES} examples, "
           f"--negatives {args.negatives:,}, --fraction {args.fraction:g}")
     print(f"{'weighting':<11} {'profiles s':>11} {'cpu s':>8} {'scan s':>8} {'cpu s':>8}")

@@ -116,14 +116,20 @@ def warm(index: Path) -> None:
 
 # -- one way of selecting, in its own process ---------------------------------------
 
-def select_in_process(kind: str, index: Path, target_codes: Path, fraction: float, out: Path) -> None:
-    """Select with ``kind``, write what was selected to ``out`` and print the selection's seconds as JSON."""
+def synthetic_selector(index: Path, target_codes: Path) -> tuple[Selector, Targets]:
+    """A selector over ``index`` whose targets are the synthetic examples of ``target_codes``, kernels ready."""
     codes = np.load(target_codes)
     targets = Targets([f"example {i}" for i in range(len(codes))],
                       [f"topic-{t}" for t in TARGET_TOPICS for _ in range(EXAMPLES)])
     selector = Selector(index, device="cpu")
     selector.target_codes = lambda texts: {NEURON_TYPE: codes}
     selector.profiles(targets).score(codes[:1])          # the kernels compiled or loaded, outside the timing
+    return selector, targets
+
+
+def select_in_process(kind: str, index: Path, target_codes: Path, fraction: float, out: Path) -> None:
+    """Select with ``kind``, write what was selected to ``out`` and print the selection's seconds as JSON."""
+    selector, targets = synthetic_selector(index, target_codes)
     budget = Budget(fraction=fraction)
     wall, cpu = time.perf_counter(), time.process_time()
     if kind == "open":
