@@ -64,6 +64,7 @@ def test_the_proxy_command_writes_json_and_a_plot(tiny_model, demo_index, demo_c
     data = json.loads(out)
     assert data["methods"] == ["idf", "random", "heldout"] and data["tokens"] == 200
     assert set(data["gain_over_random"]["heldout"]) == {"science_qa", "word_problems", "mean"}
+    assert data["precision"] in {"bfloat16 autocast", "float32"}   # what the losses were trained in
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = run("proxy", demo_corpus / "targets.jsonl", "-i", demo_index, "--methods", "paper,magic", ok=False)
     assert bad.exit_code == 1 and "--methods: unknown magic" in bad.output

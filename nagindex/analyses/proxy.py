@@ -25,7 +25,9 @@ The recipe is fixed and the same for every method (``Recipe``): AdamW at
 and linear decay to zero, ``epochs`` passes over the selection in a seeded
 order, one document per sequence truncated to ``sequence_length`` tokens,
 ``batch_size`` sequences per step, gradients clipped at norm 1; float32
-weights, with bfloat16 autocast on CUDA. The budget counts each document's
+weights, with bfloat16 autocast where the backbone computes in bfloat16 by
+default (CUDA, and CPUs with native bfloat16: 2.2x faster training steps on
+AVX-512 BF16, docs/design.md §1.4); the result records which. The budget counts each document's
 tokens as the index counted them, up to ``sequence_length``: what the proxy
 trains on. ``seeds`` draws the random sample that many times, each trained in
 its own order: the random baseline's spread (over samples and orders) says how
@@ -41,6 +43,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import torch
 
+from nagindex.backbone import default_dtype
 from nagindex.errors import NagindexError
 from query.budget import Budget
 from query.profile import WEIGHTINGS, ScoreSpec
@@ -87,6 +90,7 @@ class ProxyResult:
     trained: dict[str, dict[str, int]]           # method -> target -> tokens trained on per epoch (first seed)
     seconds: float = 0.0
     trained_tokens: int = 0                      # over all runs and epochs
+    precision: str = "float32"                   # "bfloat16 autocast" or "float32"
     notes: list[str] = field(default_factory=list)
 
     def gain(self, method: str, target: str | None = None) -> tuple[float, float]:
@@ -152,7 +156,7 @@ def proxy(selector: Selector, targets: Targets, tokens: int, methods=DEFAULT_MET
                     trainer.reset()
     trained = {m: {t: sum(map(len, sequences[m][t][0])) for t in names} for m in methods}
     return ProxyResult(label, tokens, seeds, recipe, names, methods, {t: len(held[t]) for t in names}, before, after,
-                       trained, time.perf_counter() - started, total)
+                       trained, time.perf_counter() - started, total, trainer.precision)
 
 
 def _selections(selector: Selector, chooser: Targets, held: dict[str, list[str]], methods: list[str], tokens: int,
@@ -228,6 +232,8 @@ class _Trainer:
     def __init__(self, model, tokenizer, recipe: Recipe):
         self.model, self.tokenizer, self.recipe = model, tokenizer, recipe
         self.device = next(model.parameters()).device
+        self.autocast = default_dtype(self.device) == torch.bfloat16
+        self.precision = "bfloat16 autocast" if self.autocast else "float32"
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
@@ -248,7 +254,7 @@ class _Trainer:
             ids[row, :len(seq)] = torch.tensor(seq)
             mask[row, :len(seq)] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
-        with torch.autocast("cuda", torch.bfloat16, enabled=self.device.type == "cuda"):
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.autocast):
             logits = self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :-1].float()
         labels = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
         loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, reduction="sum")
@@ -297,7 +303,7 @@ def format_table(result: ProxyResult) -> str:
     r, rc = result, result.recipe
     lines = [f"proxy {r.model}: {r.tokens:,} tokens per target; lr {rc.learning_rate:g}, {rc.epochs} epoch(s), "
              f"sequences of {rc.sequence_length} tokens, batch {rc.batch_size}, warm-up {rc.warmup:.0%}; "
-             f"{r.seeds} seed(s); {r.seconds:.0f}s for {r.trained_tokens:,} training tokens"]
+             f"{r.seeds} seed(s); {r.precision}; {r.seconds:.0f}s for {r.trained_tokens:,} training tokens"]
     with_random = "random" in r.methods
     for target in [*r.targets, None]:
         if target is None:
