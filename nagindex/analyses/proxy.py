@@ -337,7 +337,7 @@ def plot(result: ProxyResult, path) -> None:
     r = result
     groups = r.targets + (["mean"] if len(r.targets) > 1 else [])
     width = 0.8 / len(r.methods)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(groups) * len(r.methods) / 3), 4), layout="constrained")
+    fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, 0.3 * len(groups) * len(r.methods))), 4), layout="constrained")
     for j, m in enumerate(r.methods):
         drops, spreads = [], []
         for g in groups:
