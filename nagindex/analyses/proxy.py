@@ -26,10 +26,9 @@ and linear decay to zero, ``epochs`` passes over the selection in a seeded
 order, one document per sequence truncated to ``sequence_length`` tokens,
 ``batch_size`` sequences per step, gradients clipped at norm 1; float32
 weights, with bfloat16 autocast where the backbone computes in bfloat16 by
-default (CUDA, and CPUs with native bfloat16: 2.2x faster training steps on
-AVX-512 BF16, docs/design.md §1.4); the result records which. The budget counts each document's
-tokens as the index counted them, up to ``sequence_length``: what the proxy
-trains on. ``seeds`` draws the random sample that many times, each trained in
+default (CUDA, and CPUs with native bfloat16; docs/design.md §1.4); the result
+records which. The budget counts each document's tokens as the index counted
+them, up to ``sequence_length``: what the proxy trains on. ``seeds`` draws the random sample that many times, each trained in
 its own order: the random baseline's spread (over samples and orders) says how
 large a gain must be to mean something. The other selections are fixed by the
 targets and are trained once, in the first seed's order.
@@ -233,9 +232,12 @@ class _Trainer:
         self.model, self.tokenizer, self.recipe = model, tokenizer, recipe
         self.device = next(model.parameters()).device
         self.autocast = default_dtype(self.device) == torch.bfloat16
-        self.precision = "bfloat16 autocast" if self.autocast else "float32"
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @property
+    def precision(self) -> str:
+        return "bfloat16 autocast" if self.autocast else "float32"
 
     def encode(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text, up to the sequence length; texts of fewer than two tokens teach nothing."""
