@@ -579,19 +579,22 @@ def ablate_command(targets, index, neuron_type, layers, per_layer, weighting, se
 @main.command("proxy", section=ANALYSING)
 @click.argument("targets", nargs=-1, required=True)
 @click.option("-i", "--index", type=click.Path(path_type=Path), default=None, help=INDEX_HELP)
-@click.option("--tokens", default="50K", show_default=True, help="Selected tokens each method trains on, per target.")
+@click.option("--tokens", default="50K", show_default=True,
+              help="Selected tokens each method trains on, per target; comma separated to sweep budgets (1K,3K,10K).")
 @click.option("--methods", default="paper,classifier,idf,random,bm25,embedding", show_default=True,
               help="Comma separated: paper, idf, classifier (NAG weightings), random, bm25, embedding, and heldout "
                    "(the held-out examples themselves: a ceiling).")
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Random samples (each in its own training order).")
+              help="Seeds, each drawing the random sample and the training order of every method; gains are "
+                   "paired by seed, with 95% bootstrap intervals.")
 @click.option("--proxy-model", default=None, help="Hugging Face causal LM directory to train [default: the index's backbone].")
 @click.option("--embedding-model", default=None,
               help="Sentence-embedding model directory for the embedding method [default: the backbone's mean hidden states].")
 @click.option("--learning-rate", default=1e-4, show_default=True, help="AdamW peak learning rate.")
 @click.option("--epochs", default=2, show_default=True, help="Passes over each selection.")
-@click.option("--sequence-length", default=128, show_default=True, help="Tokens of each document trained on.")
-@click.option("--batch-size", default=4, show_default=True, help="Sequences per step.")
+@click.option("--sequence-length", default=128, show_default=True,
+              help="Tokens per training sequence (documents are packed into blocks of this length).")
+@click.option("--batch-size", default=4, show_default=True, help="Sequences (blocks) per step.")
 @click.option("--warmup", default=0.1, show_default=True, help="Share of the steps with a rising learning rate.")
 @click.option("--layers", default="all", show_default=True, help="Layers the NAG weightings score.")
 @click.option("--top-k", type=click.IntRange(min=1), default=None,
@@ -600,7 +603,7 @@ def ablate_command(targets, index, neuron_type, layers, per_layer, weighting, se
 @click.option("--negatives", type=click.IntRange(min=1), default=None,
               help="classifier: pool documents sampled as negatives [default: 4096].")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
-              help="Also draw the losses lowered per method into this PNG.")
+              help="Also draw each method's gain over random with its interval into this PNG.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True, callback=_quiet, expose_value=False, help="No progress lines or bars.")
 @cloup.option_group("Targets", *_TARGETS)
@@ -611,26 +614,27 @@ def proxy_command(targets, index, tokens, methods, seeds, proxy_model, embedding
 
     Every second example of each task is held out; the others choose the
     data. Each method selects --tokens tokens per target; a fresh copy of the
-    proxy is trained on them with one fixed recipe, and the language-model loss
-    on the held-out examples is compared with the loss before training and
-    with random data of the same size.
+    proxy is trained on them with one fixed recipe, once per seed, and the
+    language-model loss on the held-out examples is compared with the loss
+    before training and with random data of the same size.
     """
     from query import Selector
     from query.budget import parse_size
 
-    from .analyses.proxy import Recipe, format_table, plot, proxy
+    from .analyses.proxy import Recipe, format_tables, plot, proxy
     from .progress import shown
 
     parsed = _read_targets(targets, text_field, template, target_field)
     selector = Selector(index or default_index_path(), device=device, model=model)
     spec = _spec(selector.index, layers, top_k, neuron_type, 1.0, "paper", negatives)
     recipe = Recipe(learning_rate, epochs, sequence_length, batch_size, warmup)
-    result = proxy(selector, parsed, parse_size(tokens, "--tokens"),
-                   [m.strip() for m in methods.split(",") if m.strip()], seeds=seeds, recipe=recipe, spec=spec,
-                   proxy_model=proxy_model, embedding_model=embedding_model, device=device, progress=shown())
-    click.echo(json.dumps(result.as_dict(), indent=2) if as_json else format_table(result))
+    budgets = [parse_size(b, "--tokens") for b in tokens.split(",") if b.strip()]
+    results = proxy(selector, parsed, budgets, [m.strip() for m in methods.split(",") if m.strip()], seeds=seeds,
+                    recipe=recipe, spec=spec, proxy_model=proxy_model, embedding_model=embedding_model,
+                    device=device, progress=shown())
+    click.echo(json.dumps([r.as_dict() for r in results], indent=2) if as_json else format_tables(results))
     if plot_path:
-        plot(result, plot_path)
+        plot(results, plot_path)
         click.echo(f"plot written to {plot_path}", err=True)
 
 
