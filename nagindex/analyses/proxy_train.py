@@ -18,8 +18,6 @@ import torch
 from nagindex.backbone import default_dtype
 from nagindex.errors import NagindexError
 
-EVAL_BATCH = 32     # held-out sequences per forward pass: no gradients, so wider than a training step
-
 
 def load_proxy(model_name: str, proxy_model: str | None, device: str | None):
     """``(model, tokenizer, name)``: float32 weights on the training device.
@@ -114,14 +112,18 @@ class Trainer:
 
     @torch.no_grad()
     def loss(self, sequences: list[list[int]]) -> float:
-        """Mean next-token loss (nats per token) over ``sequences``, in wide batches of similar lengths."""
+        """Mean next-token loss (nats per token) over ``sequences``, batched by similar lengths to pad little.
+
+        Batches of the training step's size: on a 2-core CPU the loss of 64
+        docstrings on SmolLM2-135M took twice as long in batches of 32.
+        """
         if not sequences:
             raise NagindexError("the held-out examples need at least two tokens each for a loss")
         self.model.eval()
         ordered = sorted(sequences, key=len)
         total, count = 0.0, 0
-        for start in range(0, len(ordered), EVAL_BATCH):
-            loss, n = self._batch_loss(ordered[start:start + EVAL_BATCH])
+        for start in range(0, len(ordered), self.recipe.batch_size):
+            loss, n = self._batch_loss(ordered[start:start + self.recipe.batch_size])
             total, count = total + float(loss), count + n
         return total / count
 
