@@ -18,8 +18,10 @@ one. A task with fewer than :data:`MIN_EXAMPLES` examples keeps the paper's
 weighting, and says so.
 
 The classifier's negatives and the sample the examples are planted among are
-disjoint halves of one pool sample: a table fitted to push some documents down
-must not be judged on those same documents. Everything is seeded by the
+disjoint parts of one pool sample: a table fitted to push some documents down
+must not be judged on those same documents. The classifier's fits are what the
+choice costs, so here it learns against fewer negatives, with a fixed
+regularisation. Everything is seeded by the
 query's ``seed``, so the same inputs make the same choice.
 """
 from __future__ import annotations
@@ -34,13 +36,14 @@ from tqdm.auto import tqdm
 from nagindex.errors import InputError
 from nagindex.index import Index
 
-from .classifier import sample_rows
+from .classifier import DEFAULT_C, sample_rows
 from .profile import Profiles, ScoreSpec, build_profiles
 
 AUTO = "auto"
 FOLDS = 4
 MIN_EXAMPLES = 2 * FOLDS      # two held-out examples per fold, at least
 PLANTED_AMONG = 4096          # pool documents the held-out examples are ranked among
+NEGATIVES = 1024              # at most, for the classifier: its fits are what auto's time goes to
 METRIC = "mean reciprocal rank of each held-out example among the pool sample"
 
 
@@ -73,20 +76,23 @@ class Pool:
 
     @classmethod
     def read(cls, index: Index, spec: ScoreSpec) -> "Pool":
-        """Both samples from one seeded draw of ``spec.negatives`` + :data:`PLANTED_AMONG` documents,
-        split in proportion (a small pool is split in two halves of that ratio)."""
-        total = min(index.documents, spec.negatives + PLANTED_AMONG)
+        """Both samples from one seeded draw of :data:`NEGATIVES` (or fewer ``spec.negatives``) +
+        :data:`PLANTED_AMONG` documents; a smaller pool is split between them in that ratio."""
+        negatives = min(spec.negatives, NEGATIVES)
+        total = min(index.documents, negatives + PLANTED_AMONG)
         rows = sample_rows(index.documents, total, spec.seed)
         order = np.random.default_rng([spec.seed, 1]).permutation(total)
-        planted = max(1, round(total * PLANTED_AMONG / (PLANTED_AMONG + spec.negatives)))
+        planted = max(1, round(total * PLANTED_AMONG / (PLANTED_AMONG + negatives)))
         codes = lambda part: index.codes_of(spec.neuron_type, np.sort(rows[part]))
         return cls(index, spec, codes(order[:planted]), codes(order[planted:]), index.slot_counts(spec.neuron_type))
 
     def profiles(self, groups: dict, weighting: str) -> Profiles:
+        """``weighting``'s profiles of ``groups``; the classifier's regularisation is fixed, as
+        cross-validating it in every fold would cost more than the scan (tools/bench_selection.py --auto)."""
         idx = self.index
-        return build_profiles(groups, idx.neurons[self.spec.neuron_type], idx.num_layers, idx.top_k,
-                              dataclasses.replace(self.spec, weighting=weighting), self.df, idx.documents,
-                              self.negatives)
+        spec = dataclasses.replace(self.spec, weighting=weighting, c=self.spec.c or DEFAULT_C)
+        return build_profiles(groups, idx.neurons[spec.neuron_type], idx.num_layers, idx.top_k, spec, self.df,
+                              idx.documents, self.negatives)
 
 
 def choose_profiles(index: Index, groups: dict[str, np.ndarray], spec: ScoreSpec) -> Profiles:

@@ -41,6 +41,7 @@ class ScoreSpec:
     weighting: str = "paper"                 # one of WEIGHTINGS, or auto (query.auto)
     negatives: int = DEFAULT_NEGATIVES       # classifier: pool documents sampled as negatives
     seed: int = 0                            # classifier: seed of that sample
+    c: float | None = None                   # classifier: inverse regularisation; None: cross-validated
 
 
 def parse_layers(spec: str, num_layers: int) -> tuple[int, ...]:
@@ -122,7 +123,7 @@ def build_profiles(groups: dict[str, np.ndarray], neurons: int, num_layers: int,
             raise NagindexError("--power applies to frequency weightings, not to --weighting classifier")
         if negatives is None:
             raise NagindexError("--weighting classifier needs a sample of pool documents to learn against")
-        table = fit_weights(groups, negatives, neurons, layers, top_k)
+        table = fit_weights(groups, negatives, neurons, layers, top_k, spec.c)
         scale = np.full(len(names), 1.0 / L)
     else:
         w = (counts / (examples * top_k)[:, None, None]) ** spec.power
