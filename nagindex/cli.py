@@ -66,7 +66,8 @@ def _scoring(top_k_help: str = "Use only the first K' <= K neurons of each layer
                           "auto: per task, the one of these or of their pairwise fusions that ranks held-out "
                           "target examples highest among a pool sample (paper under 8 examples)."),
         click.option("--negatives", type=click.IntRange(min=1), default=None,
-                     help="classifier: pool documents sampled uniformly as negatives [default: 4096]."),
+                     help="classifier: pool documents sampled uniformly as negatives [default: 4096; "
+                          "auto: at most 1024]."),
         click.option("--negatives-seed", type=int, default=0, show_default=True,
                      help="classifier and auto: seed of the pool sample (auto: and of its folds)."),
     )

@@ -213,9 +213,9 @@ def _reciprocal_ranks(sample: np.ndarray, held: np.ndarray, fold: np.ndarray) ->
 
 
 def _final(pool: Pool, name: str, codes: np.ndarray, chosen: Candidate) -> Profiles:
-    """One task's profile under ``chosen``, from all of its examples. A base weighting's is exactly
-    what naming it gives; a fusion's table is each part's similarity table over its spread on the
-    pool sample, averaged."""
+    """One task's profile under ``chosen``, from all of its examples: paper's and idf's are exactly
+    what naming them gives, the classifier's is fitted as it was judged; a fusion's table is each
+    part's similarity table over its spread on the pool sample, averaged."""
     parts = [pool.profiles({name: codes}, w) for w in chosen.parts]
     if len(parts) == 1:
         return parts[0]
