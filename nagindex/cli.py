@@ -13,7 +13,7 @@ import cloup
 
 from .cluster import ENGINES
 from .errors import NagindexError
-from .settings import DEFAULT_MAX_LENGTH, DEFAULT_TOP_K, WEIGHTINGS
+from .settings import DEFAULT_MAX_LENGTH, DEFAULT_TOP_K, SELECTION_WEIGHTINGS, WEIGHTINGS
 from .index import DEFAULT_NAME, ENV_VAR, default_index_path
 from .neurons import DEFAULT_TYPE, NEURON_TYPES
 from .sketch import DEFAULT_DIM, DEFAULT_FAISS
@@ -60,13 +60,16 @@ def _scoring(top_k_help: str = "Use only the first K' <= K neurons of each layer
         click.option("--neuron-type", default=None, help="Neuron type among those the index holds [default: the first]."),
         click.option("--power", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
                      help="Raise profile weights to this power (renormalised)."),
-        click.option("--weighting", type=click.Choice(WEIGHTINGS), default="paper", show_default=True,
+        click.option("--weighting", type=click.Choice(SELECTION_WEIGHTINGS), default="auto", show_default=True,
                      help="paper: target frequency; idf: target frequency over pool frequency per neuron; "
-                          "classifier: logistic regression of the target against a sample of the pool."),
+                          "classifier: logistic regression of the target against a sample of the pool; "
+                          "auto: per task, the one of these or of their pairwise fusions that ranks held-out "
+                          "target examples highest among a pool sample (paper under 8 examples)."),
         click.option("--negatives", type=click.IntRange(min=1), default=None,
-                     help="classifier: pool documents sampled uniformly as negatives [default: 4096]."),
+                     help="classifier: pool documents sampled uniformly as negatives [default: 4096; "
+                          "auto: at most 1024]."),
         click.option("--negatives-seed", type=int, default=0, show_default=True,
-                     help="classifier: seed of the negative sample."),
+                     help="classifier and auto: seed of the pool sample (auto: and of its folds)."),
     )
 
 

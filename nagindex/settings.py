@@ -13,6 +13,8 @@ DEFAULT_MAX_LENGTH = 120
 #: The weightings a query can score with (docs/design.md §4): named here, in the core, so that the
 #: CLI offers them without importing the query path that implements them.
 WEIGHTINGS = ("paper", "idf", "classifier")
+#: What a selection may name: one of them, or ``auto``, chosen per task from its examples (§1.3).
+SELECTION_WEIGHTINGS = ("auto", *WEIGHTINGS)
 
 
 def cache_dir() -> Path:

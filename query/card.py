@@ -32,6 +32,8 @@ def selection_card(selector, selection, targets: Targets, spec: ScoreSpec, budge
         "backbone": index.backbone,
         "settings": index.settings,
         "scoring": dataclasses.asdict(spec),
+        # --weighting auto: per target, the weighting chosen and each candidate's held-out score.
+        "weighting_choice": selection.weightings or None,
         "budget": budget.describe(),
         "query": query,
         "targets": [{**s, "examples": examples.get(s["target"]),

@@ -19,7 +19,7 @@ for every weighting, and can be negative or above 1.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,9 +38,10 @@ class ScoreSpec:
     layers: tuple[int, ...] | None = None    # None: all layers
     top_k: int | None = None                 # None: the index's K
     power: float = 1.0
-    weighting: str = "paper"                 # one of WEIGHTINGS
+    weighting: str = "paper"                 # one of WEIGHTINGS, or auto (query.auto)
     negatives: int = DEFAULT_NEGATIVES       # classifier: pool documents sampled as negatives
     seed: int = 0                            # classifier: seed of that sample
+    c: float | None = None                   # classifier: inverse regularisation; None: cross-validated
 
 
 def parse_layers(spec: str, num_layers: int) -> tuple[int, ...]:
@@ -74,6 +75,7 @@ class Profiles:
     top_k: int
     counts: np.ndarray       # float64 [M, L_sel, N]: raw target counts, for explanations
     examples: np.ndarray     # int64 [M]
+    choices: list[dict] = field(default_factory=list)   # --weighting auto: per task, what it chose and why
 
     def similarity(self, sums: np.ndarray) -> np.ndarray:
         """``[n, M]`` float64 similarities from the scoring kernels' raw sums ``[n, M]``."""
@@ -121,7 +123,7 @@ def build_profiles(groups: dict[str, np.ndarray], neurons: int, num_layers: int,
             raise NagindexError("--power applies to frequency weightings, not to --weighting classifier")
         if negatives is None:
             raise NagindexError("--weighting classifier needs a sample of pool documents to learn against")
-        table = fit_weights(groups, negatives, neurons, layers, top_k)
+        table = fit_weights(groups, negatives, neurons, layers, top_k, spec.c)
         scale = np.full(len(names), 1.0 / L)
     else:
         w = (counts / (examples * top_k)[:, None, None]) ** spec.power

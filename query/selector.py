@@ -28,6 +28,7 @@ from nagindex.progress import bar, phase
 from nagindex.settings import ExtractSettings
 
 from .approx import DEFAULT_OVERSAMPLE, ApproxSearch, resolve
+from .auto import AUTO, choose_profiles, describe
 from .budget import Budget
 from .classifier import sample_rows
 from .profile import Profiles, ScoreSpec, build_profiles
@@ -47,6 +48,7 @@ class Selection:
     summary: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     budgets: list[Budget] = field(default_factory=list)    # each target's share, in target order
+    weightings: list[dict] = field(default_factory=list)   # --weighting auto: each target's choice and evidence
 
 
 class Selector:
@@ -107,6 +109,8 @@ class Selector:
         self._check_type(spec.neuron_type)
         codes = self.target_codes(targets.texts)[spec.neuron_type]
         groups = {name: codes[rows] for name, rows in targets.groups().items()}
+        if spec.weighting == AUTO:
+            return choose_profiles(self.index, groups, spec)
         df = self.index.slot_counts(spec.neuron_type) if spec.weighting == "idf" else None
         negatives = None
         if spec.weighting == "classifier":
@@ -200,7 +204,7 @@ class Selector:
         if unknown:
             raise NagindexError(f"--weight: no target named {', '.join(unknown)}; targets are {', '.join(names)}")
         budgets = budget.split(share, int(self.index.tokens.sum()))
-        notes: list[str] = []
+        notes: list[str] = [describe(profiles.choices)] if profiles.choices else []
         extra: dict[str, list[np.ndarray]] = {}
         if self.engine == "ray":
             from .ray_query import fan_out
@@ -235,7 +239,7 @@ class Selector:
             notes.append(f"--dedup passed over {passed:,} documents that an earlier target had taken; "
                          "each target took the next best of its own ranking instead")
         selection = self._assemble(names, picks, similarity, budget, with_text, with_fields, notes, extra)
-        selection.budgets = budgets
+        selection.budgets, selection.weightings = budgets, profiles.choices
         return selection
 
     def _stream_select(self, profiles: Profiles, neuron_type: str, budgets: list[Budget]) -> tuple[list[Pick], list[np.ndarray]]:

@@ -56,7 +56,8 @@ def test_a_directory_gets_shards_of_the_size_asked_and_a_manifest(demo_index, de
     assert manifest["backbone"]["sha256"] and manifest["settings"]["top_k"] == 20
     assert {t["target"]: (t["documents"], t["budget"]) for t in manifest["targets"]} == {
         "science_qa": (30, "30 documents"), "word_problems": (30, "30 documents")}
-    assert manifest["scoring"]["weighting"] == "paper" and manifest["nagindex"] and manifest["created"]
+    assert manifest["scoring"]["weighting"] == "auto" and manifest["nagindex"] and manifest["created"]
+    assert [c["target"] for c in manifest["weighting_choice"]] == ["science_qa", "word_problems"]
     assert not list(tmp_path.glob(".selected*"))
 
 

@@ -196,7 +196,7 @@ def test_variants_at_query_time(demo_index, demo_corpus):
         assert len(out) == 10, args
     targets = read_targets(demo_corpus / "targets.jsonl")
     ids = Selector(demo_index).index.ids
-    for args, power, idf in ((["--power", "2"], 2.0, False), (["--weighting", "idf"], 1.0, True),
+    for args, power, idf in ((["--power", "2", "--weighting", "paper"], 2.0, False), (["--weighting", "idf"], 1.0, True),
                              (["--power", "0.5", "--weighting", "idf"], 0.5, True)):
         out = rows(query(demo_index, demo_corpus / "targets.jsonl", "-k", "20", *args).output)
         for name, rows_of in targets.groups().items():
@@ -206,7 +206,7 @@ def test_variants_at_query_time(demo_index, demo_corpus):
             np.testing.assert_allclose([r["distance"] for r in mine], want[best], atol=1e-6, err_msg=str(args))
             position = {doc: r for r, doc in enumerate(ids)}
             np.testing.assert_allclose([want[position[r["id"]]] for r in mine], [r["distance"] for r in mine], atol=1e-6)
-        plain = rows(query(demo_index, demo_corpus / "targets.jsonl", "-k", "20").output)
+        plain = rows(query(demo_index, demo_corpus / "targets.jsonl", "-k", "20", "--weighting", "paper").output)
         assert [r["id"] for r in out] != [r["id"] for r in plain], args                  # the variant changes the ranking
     assert "K = 20" in query(demo_index, demo_corpus / "targets.jsonl", "-k", "10", "--top-k", "30", ok=False).output
     assert "holds only" in query(demo_index, demo_corpus / "targets.jsonl", "-k", "10", "--neuron-type", "att_q", ok=False).output
@@ -285,7 +285,8 @@ def test_reference_ranking_is_reproduced(parity_dir, tmp_path):
     index = tmp_path / "parity.index"
     run("build", parity_dir / "pool.parquet", "-o", index, "--text-field", "doc", "--id-field", "docid", "--quiet",
         "--dtype", "float32")
-    out = rows(run("query", parity_dir / "target.parquet", "-i", index, "-k", "20", "--text-field", "doc").output)
+    out = rows(run("query", parity_dir / "target.parquet", "-i", index, "-k", "20", "--text-field", "doc",
+                   "--weighting", "paper").output)
     reference = json.loads((parity_dir / "ranking_fwd_up_k20.json").read_text())
     assert [r["id"] for r in out] == [r["docid"] for r in reference]
     np.testing.assert_allclose([r["distance"] for r in out], [r["nag_distance"] for r in reference], atol=1e-6)

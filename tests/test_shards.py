@@ -32,7 +32,8 @@ def build_shards(tiny_model, corpus, index, n, *extra):
 
 
 def selection(index, targets, *args) -> str:
-    result = run("query", targets, "-i", index, *args)
+    # A named weighting: auto's pool sample is drawn by row, and a sharded index orders its rows otherwise.
+    result = run("query", targets, "-i", index, "--weighting", "paper", *args)
     assert result.stdout.count("\n") > 0
     return result.stdout
 

@@ -16,22 +16,13 @@ index of ``tools/bench_selection`` (written once under ``--dir``, then reused):
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
-
 
 from query.budget import Budget
 from query.classifier import DEFAULT_NEGATIVES
 from query.profile import ScoreSpec
 
-from .bench_selection import EXAMPLES, TARGET_TOPICS, synthetic_index, synthetic_selector, warm
-
-
-def timed(call) -> tuple[object, float, float]:
-    """``call()``, its wall and CPU seconds."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    out = call()
-    return out, time.perf_counter() - wall, time.process_time() - cpu
+from .bench_selection import EXAMPLES, TARGET_TOPICS, synthetic_index, synthetic_selector, timed, warm
 
 
 def main() -> None:

@@ -19,6 +19,12 @@ memory is its own (the kernel's high-water mark of the process's memory,
 - ``streaming``: ``Selector.select(search="exact")``, which keeps per target
   only what can still be selected (docs/design.md §4.2).
 
+With ``--auto``, the same index instead times, in this one process, what
+``--weighting auto`` adds before the scan (docs/design.md §1.3: the pool
+samples read, every candidate built on held-out folds and judged, the chosen
+tables built) against the streaming exact scan of the paper's weighting, and
+prints each target's choice.
+
 Both must select the very same documents in the same order, with the same
 similarities; the store is read once beforehand so that neither pays for a
 cold page cache. Seconds are those of the selection within its process (the
@@ -27,6 +33,7 @@ printed, as on a shared machine other work slows the first far more than the
 second.
 
     python -m tools.bench_selection --docs 10000000 --dir /tmp/nagselect
+    python -m tools.bench_selection --docs 10000000 --dir /tmp/nagselect --auto
 """
 from __future__ import annotations
 
@@ -51,6 +58,7 @@ from nagindex.index import Index
 from nagindex.store import CodeStore
 from nagindex.synthetic import NEURON_TYPE, Pool, write_store
 from query.budget import Budget
+from query.profile import ScoreSpec
 from query.select import pick, pick_each
 from query.selector import Selector
 from query.targets import Targets
@@ -167,6 +175,26 @@ def every_score(selector: Selector, targets: Targets, budget: Budget) -> pa.Tabl
                      "similarity": pa.array(np.concatenate([sims[p.rows, m] for m, p in enumerate(picks)]))})
 
 
+def timed(call) -> tuple[object, float, float]:
+    """``call()``, its wall and CPU seconds."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = call()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def time_auto(index: Path, target_codes: Path, fraction: float) -> None:
+    """Print what choosing the weighting costs against the exact scan it precedes, and what was chosen."""
+    selector, targets = synthetic_selector(index, target_codes)
+    profiles, c_wall, c_cpu = timed(lambda: selector.profiles(targets, ScoreSpec(weighting="auto")))
+    _, s_wall, s_cpu = timed(lambda: selector.select(targets, Budget(fraction=fraction), search="exact"))
+    for c in profiles.choices:
+        scores = ", ".join(f"{s['weighting']} {s['score']:.4f}" for s in c["candidates"])
+        print(f"  {c['target']}: {c['weighting']}  ({scores})")
+    print(f"{'weighting auto, the choice':<30} wall {c_wall:>7.1f} s, cpu {c_cpu:>7.1f} s")
+    print(f"{'the exact scan (paper)':<30} wall {s_wall:>7.1f} s, cpu {s_cpu:>7.1f} s")
+    print(f"  choice / scan: wall {c_wall / s_wall:.3f}x, cpu {c_cpu / s_cpu:.3f}x")
+
+
 def measure(kind: str, index: Path, target_codes: Path, fraction: float, out: Path) -> dict:
     """Run ``kind`` in a process of its own: its figures, printed by it."""
     code = Path(__file__).resolve().parents[1]
@@ -185,6 +213,8 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, default=Path("/tmp/nagselect"), help="where the index is kept")
     ap.add_argument("--fraction", type=float, default=0.2, help="share of the pool's tokens selected, all targets together")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--auto", action="store_true",
+                    help="time the choice of --weighting auto against the exact scan instead, in one process")
     ap.add_argument("--run", choices=sorted(RUNS), help=argparse.SUPPRESS)      # one way, in its own process
     ap.add_argument("--index", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--target-codes", type=Path, help=argparse.SUPPRESS)
@@ -196,6 +226,9 @@ def main() -> None:
     index, target_codes = synthetic_index(args.dir, args.docs, args.seed)
     warm(index)
     print(f"{args.docs:,} documents, {len(TARGET_TOPICS)} targets of {EXAMPLES} examples, --fraction {args.fraction:g}")
+    if args.auto:
+        time_auto(index, target_codes, args.fraction)
+        return
     print(f"{'method':<12} {'wall s':>8} {'cpu s':>8} {'peak MB':>9}  what")
     figures, tables = {}, {}
     for kind in RUNS:

@@ -69,6 +69,7 @@ class Explanation:
     cosine: list[list[float]]
     weights: np.ndarray = field(repr=False)     # [M, L_sel, N], for plots
     distances: np.ndarray = field(repr=False)   # [pool, M], for plots
+    weighting_choice: list[dict] | None = None  # --weighting auto: each target's choice and evidence (query.auto)
 
     def as_dict(self) -> dict:
         out = asdict(self)
@@ -117,7 +118,7 @@ def explain(selector: Selector, targets: Targets, spec: ScoreSpec = ScoreSpec(),
     norms = np.linalg.norm(flat, axis=1)
     cosine = flat @ flat.T / np.outer(norms, norms)
     return Explanation(spec, profiles.layers.tolist(), profiles.top_k, int(weights.shape[2]), index.documents, reports,
-                       jaccard.tolist(), cosine.tolist(), weights, distances)
+                       jaccard.tolist(), cosine.tolist(), weights, distances, profiles.choices or None)
 
 
 def _positive_shares(w: np.ndarray) -> np.ndarray:
@@ -170,6 +171,8 @@ def format_text(ex: Explanation) -> str:
     lines = [f"{len(names)} target(s) against {ex.pool:,} pool documents; {spec.neuron_type}, "
              f"{len(ex.layers)} layers x {ex.neurons} neurons, weighting {spec.weighting}"
              + (f", power {spec.power:g}" if spec.power != 1 else ""), ""]
+    if ex.weighting_choice:
+        lines += _choice_lines(ex.weighting_choice)
     lines.append(f"concentration per layer: share of weight in the top-{k} neurons / entropy in bits "
                  f"(uniform over {ex.neurons} neurons: {np.log2(ex.neurons):.1f})")
     width = max(14, *(len(n) for n in names))
@@ -207,6 +210,21 @@ def format_text(ex: Explanation) -> str:
             cells = [f"{ex.jaccard[i][j]:.2f} / {ex.cosine[i][j]:.2f}" for j in range(len(names))]
             lines.append(f"{n:>{width}}  " + "  ".join(f"{c:>{width}}" for c in cells))
     return "\n".join(lines)
+
+
+def _choice_lines(choices: list[dict]) -> list[str]:
+    """What --weighting auto chose per target, with each candidate's held-out score (docs/design.md §1.3)."""
+    lines = ["weighting auto, per target: the choice, then each candidate's mean reciprocal rank of held-out "
+             "examples among the pool sample (behind the best / standard error)"]
+    for c in choices:
+        if "candidates" not in c:
+            lines.append(f"  {c['target']}: {c['weighting']} ({c['examples']} examples: {c['reason']})")
+            continue
+        lines.append(f"  {c['target']}: {c['weighting']} ({c['examples']} examples, {c['folds']} folds, "
+                     f"among {c['planted_among']:,} pool documents)")
+        lines += [f"    {s['weighting']:<18} {s['score']:.4f}  ({s['behind_best']:.4f} / {s['standard_error']:.4f})"
+                  for s in c["candidates"]]
+    return lines + [""]
 
 
 def plot(ex: Explanation, path) -> None:

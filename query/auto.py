@@ -1,0 +1,231 @@
+"""``--weighting auto``: each task's weighting chosen from its own examples, by held-out folds.
+
+No fixed weighting ranks best on every pool and task (docs/design.md §1.3), and
+checking downstream (``nagindex proxy``) trains a model per method. The
+examples themselves can tell instead: split a task's examples into
+:data:`FOLDS` folds, build every candidate weighting from the other folds,
+plant the held-out examples among a fixed-seed sample of the pool, and see how
+high each candidate ranks them (the mean reciprocal rank of each held-out
+example among the sample documents; ties count half). The candidate that ranks
+them highest scores the task's selection, built from all of its examples.
+
+Candidates are the weightings of :data:`CANDIDATES`, simplest first: each base
+weighting, and the sum of two of them standardised by the pool sample's
+spread, which is again one linear weight table and scores exactly like any
+other. A candidate that ties with the best (within one standard error of the
+paired difference over the held-out examples) gives way to the simplest tied
+one. A task with fewer than :data:`MIN_EXAMPLES` examples keeps the paper's
+weighting, and says so.
+
+The classifier's negatives and the sample the examples are planted among are
+disjoint parts of one pool sample: a table fitted to push some documents down
+must not be judged on those same documents. The classifier's fits are what the
+choice costs, so here it learns against fewer negatives, with a fixed
+regularisation. Everything is seeded by the
+query's ``seed``, so the same inputs make the same choice.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from nagindex.errors import InputError
+from nagindex.index import Index
+
+from .classifier import DEFAULT_C, sample_rows
+from .profile import Profiles, ScoreSpec, build_profiles
+
+AUTO = "auto"
+FOLDS = 4
+MIN_EXAMPLES = 2 * FOLDS      # two held-out examples per fold, at least
+PLANTED_AMONG = 4096          # pool documents the held-out examples are ranked among
+NEGATIVES = 1024              # at most, for the classifier: its fits are what auto's time goes to
+METRIC = "mean reciprocal rank of each held-out example among the pool sample"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A weighting auto may choose: one base weighting, or the standardised sum of several."""
+
+    parts: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return "+".join(self.parts)
+
+
+#: In order of simplicity, which decides ties. A further candidate (a BM25 fusion, once the
+#: build keeps term statistics) goes here, with what builds its table in :func:`_tables`.
+CANDIDATES = (*(Candidate((w,)) for w in ("paper", "idf", "classifier")),
+              Candidate(("paper", "idf")), Candidate(("paper", "classifier")), Candidate(("idf", "classifier")))
+
+
+@dataclass
+class Pool:
+    """What the candidates are built from and judged against, read once per query."""
+
+    index: Index
+    spec: ScoreSpec
+    planted_among: np.ndarray     # codes [n, L, K] of the sample the held-out examples are ranked among
+    negatives: np.ndarray         # codes of the disjoint sample the classifier learns against
+    df: np.ndarray                # the pool's slot counts, for idf
+
+    @classmethod
+    def read(cls, index: Index, spec: ScoreSpec) -> "Pool":
+        """Both samples from one seeded draw of :data:`NEGATIVES` (or fewer ``spec.negatives``) +
+        :data:`PLANTED_AMONG` documents; a smaller pool is split between them in that ratio."""
+        negatives = min(spec.negatives, NEGATIVES)
+        total = min(index.documents, negatives + PLANTED_AMONG)
+        rows = sample_rows(index.documents, total, spec.seed)
+        order = np.random.default_rng([spec.seed, 1]).permutation(total)
+        planted = max(1, round(total * PLANTED_AMONG / (PLANTED_AMONG + negatives)))
+        codes = lambda part: index.codes_of(spec.neuron_type, np.sort(rows[part]))
+        return cls(index, spec, codes(order[:planted]), codes(order[planted:]), index.slot_counts(spec.neuron_type))
+
+    def profiles(self, groups: dict, weighting: str) -> Profiles:
+        """``weighting``'s profiles of ``groups``; the classifier's regularisation is fixed, as
+        cross-validating it in every fold would cost more than the scan (tools/bench_selection.py --auto)."""
+        idx = self.index
+        spec = dataclasses.replace(self.spec, weighting=weighting, c=self.spec.c or DEFAULT_C)
+        return build_profiles(groups, idx.neurons[spec.neuron_type], idx.num_layers, idx.top_k, spec, self.df,
+                              idx.documents, self.negatives)
+
+
+def choose_profiles(index: Index, groups: dict[str, np.ndarray], spec: ScoreSpec) -> Profiles:
+    """Profiles of named groups of target codes ``[T, L, K]``, each task scored by its chosen weighting.
+
+    Args:
+        index: the index the targets are scored against; its pool is sampled.
+        groups: task name -> its examples' codes.
+        spec: the query's scoring; its weighting is ``auto``, its ``negatives`` and ``seed``
+            size and seed the pool sample.
+
+    Returns:
+        :class:`Profiles` whose ``choices`` hold, per task, the weighting chosen and each
+        candidate's held-out score.
+
+    Raises:
+        InputError: a task has no examples.
+    """
+    empty = [name for name, codes in groups.items() if not len(codes)]
+    if empty:
+        raise InputError(f"target task {empty[0]!r} has no examples: give it some, or leave it out")
+    pool = Pool.read(index, spec)
+    # --power shapes frequency weightings; the classifier's coefficients take none.
+    candidates = [c for c in CANDIDATES if spec.power == 1.0 or "classifier" not in c.parts]
+    columns, choices = [], []
+    for name, codes in groups.items():
+        if len(codes) < MIN_EXAMPLES:
+            tqdm.write(f"weighting auto: target {name!r} has {len(codes)} examples, fewer than the {MIN_EXAMPLES} "
+                       f"that {FOLDS} held-out folds need; it is scored with the paper weighting", file=sys.stderr)
+            choice = {"target": name, "examples": len(codes), "weighting": "paper",
+                      "reason": f"fewer than {MIN_EXAMPLES} examples to fold"}
+            chosen = Candidate(("paper",))
+        else:
+            scores = held_out_scores(pool, codes, candidates, spec.seed)
+            chosen, choice = pick(scores), {"target": name, "examples": len(codes)}
+            choice |= {"weighting": chosen.name, "folds": FOLDS, "planted_among": len(pool.planted_among),
+                       "metric": METRIC, "candidates": [{"weighting": c.name, **s.summary(scores[best(scores)])}
+                                                        for c, s in scores.items()]}
+        columns.append(_final(pool, name, codes, chosen))
+        choices.append(choice)
+    first = columns[0]
+    return Profiles(list(groups), np.concatenate([c.table for c in columns], axis=2),
+                    np.concatenate([c.scale for c in columns]), first.layers, first.top_k,
+                    np.concatenate([c.counts for c in columns]), np.concatenate([c.examples for c in columns]),
+                    choices=choices)
+
+
+@dataclass
+class Score:
+    """One candidate's reciprocal rank of every held-out example."""
+
+    reciprocal: np.ndarray
+
+    @property
+    def mean(self) -> float:
+        return float(self.reciprocal.mean())
+
+    def behind(self, other: "Score") -> tuple[float, float]:
+        """How far below ``other`` this is, and the standard error of that, paired by example."""
+        diff = other.reciprocal - self.reciprocal
+        return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff)))
+
+    def ties(self, other: "Score") -> bool:
+        gap, error = self.behind(other)
+        return gap <= error
+
+    def summary(self, top: "Score") -> dict:
+        gap, error = self.behind(top)
+        return {"score": self.mean, "behind_best": gap, "standard_error": error}
+
+
+def best(scores: dict[Candidate, Score]) -> Candidate:
+    return max(scores, key=lambda c: scores[c].mean)
+
+
+def pick(scores: dict[Candidate, Score]) -> Candidate:
+    """The simplest candidate that ties with the best: no further below it than one standard error."""
+    top = scores[best(scores)]
+    return next(c for c, s in scores.items() if s.ties(top))
+
+
+def held_out_scores(pool: Pool, codes: np.ndarray, candidates: list[Candidate], seed: int) -> dict[Candidate, Score]:
+    """Each candidate's reciprocal rank of every example of one task, built without the example's fold."""
+    fold = np.empty(len(codes), np.int64)
+    fold[np.random.default_rng([seed, 2]).permutation(len(codes))] = np.arange(len(codes)) % FOLDS
+    train = {f: codes[fold != f] for f in range(FOLDS)}
+    bases = dict.fromkeys(p for c in candidates for p in c.parts)
+    sample, held = {}, {}
+    for weighting in bases:
+        profiles = pool.profiles(train, weighting)
+        sample[weighting] = profiles.score(pool.planted_among)               # [n, FOLDS]
+        held[weighting] = profiles.score(codes)[np.arange(len(codes)), fold]  # each by its own fold's table
+    out = {}
+    for c in candidates:
+        spread = {w: _spread(sample[w]) for w in c.parts}
+        s = sum(sample[w] / spread[w] for w in c.parts)
+        h = sum(held[w] / spread[w][fold] for w in c.parts)
+        out[c] = Score(_reciprocal_ranks(s, h, fold))
+    return out
+
+
+def _spread(scores: np.ndarray) -> np.ndarray:
+    """Per column, the pool sample's standard deviation (1 where it has none)."""
+    sd = scores.std(axis=0)
+    return np.where(sd > 0, sd, 1.0)
+
+
+def _reciprocal_ranks(sample: np.ndarray, held: np.ndarray, fold: np.ndarray) -> np.ndarray:
+    """``1 / rank`` of each held-out score among its fold's column of sample scores, ties counted half."""
+    out = np.empty(len(held))
+    for f in range(sample.shape[1]):
+        mine = fold == f
+        column = np.sort(sample[:, f])
+        above = len(column) - np.searchsorted(column, held[mine], "right")
+        tied = np.searchsorted(column, held[mine], "right") - np.searchsorted(column, held[mine], "left")
+        out[mine] = 1.0 / (1.0 + above + 0.5 * tied)
+    return out
+
+
+def _final(pool: Pool, name: str, codes: np.ndarray, chosen: Candidate) -> Profiles:
+    """One task's profile under ``chosen``, from all of its examples: paper's and idf's are exactly
+    what naming them gives, the classifier's is fitted as it was judged; a fusion's table is each
+    part's similarity table over its spread on the pool sample, averaged."""
+    parts = [pool.profiles({name: codes}, w) for w in chosen.parts]
+    if len(parts) == 1:
+        return parts[0]
+    table = sum(p.table.astype(np.float64) * (p.scale / _spread(p.score(pool.planted_among))) for p in parts)
+    first = parts[0]
+    return dataclasses.replace(first, table=np.ascontiguousarray(table / len(parts), dtype=np.float32),
+                               scale=np.ones(1))
+
+
+def describe(choices: list[dict]) -> str:
+    """One line for the user: what each task chose."""
+    return "weighting auto chose " + ", ".join(f"{c['weighting']} for {c['target']}" for c in choices) + \
+        f" (held out in {FOLDS} folds; the manifest and `nagindex explain` give each candidate's score)"
