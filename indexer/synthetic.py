@@ -3,7 +3,8 @@
 Each store becomes one shard, hard-linked into the index, not copied (the
 stores of a benchmark run to gigabytes; a hard link keeps the index inside its
 own directory, which opening an index demands, where a symbolic link would
-not). Vectors, shard metadata and manifest are written as a build writes them.
+not). Vectors, shard metadata and manifest are written as a build writes them; each
+shard names one corpus file of its own, which is never read.
 Without a FAISS spec the index has no vectors and serves the exact scan alone:
 sketching 10^7 documents takes longer than the benchmarks that need that many
 spend on what they measure.
@@ -14,7 +15,7 @@ import os
 import time
 from pathlib import Path
 
-from nagindex.indexdir import IndexDir
+from nagindex.indexdir import IndexDir, part_name
 from nagindex.sketch import DEFAULT_DIM, DEFAULT_FAISS, Sketch
 from nagindex.store import CodeStore
 from nagindex.synthetic import NEURON_TYPE, Pool, header
@@ -23,15 +24,16 @@ from .vectors import build_vectors
 
 
 def make_index(path: Path, stores: list[Path], pool: Pool, spec: str | None = DEFAULT_FAISS,
-               dim: int = DEFAULT_DIM) -> float:
+               dim: int = DEFAULT_DIM, parts: bool = False) -> float:
     """An index at ``path`` over ``stores`` (one shard each) with ``spec`` vectors of ``dim``
-    dimensions, or none (``spec`` None); returns the seconds spent building the vectors."""
+    dimensions, or none (``spec`` None); returns the seconds spent building the vectors.
+    With ``parts`` the shards are the parts of a ``build --shard i/N``, not merged yet (no manifest)."""
     index = IndexDir(path)
     head = header(pool, spec, dim)
     metas, seconds = [], 0.0
     with index.lock():
         for i, store_path in enumerate(stores):
-            shard = index.shard(f"{i:05d}")
+            shard = index.shard(part_name(i, len(stores)) if parts else f"{i:05d}")
             shard.path.mkdir(parents=True, exist_ok=True)
             if not shard.codes.exists():
                 os.link(store_path, shard.codes)
@@ -41,7 +43,8 @@ def make_index(path: Path, stores: list[Path], pool: Pool, spec: str | None = DE
                     build_vectors(store, NEURON_TYPE, Sketch.from_dict(head["vectors"]["sketch"]), spec, shard.vectors)
                 seconds += time.perf_counter() - t
                 meta = {"name": shard.name, **head, "documents": store.rows, "tokens": int(store.tokens().sum()),
-                        "files": [], "text_field": "text", "id_field": "id", "skipped": 0}
+                        "files": [{"path": f"/synthetic/{shard.name}.jsonl", "bytes": 0, "mtime": 0.0}], "text_field": "text", "id_field": "id", "skipped": 0}
             metas.append(shard.write_meta(meta))
-        index.write_manifest(metas, head)
+        if not parts:
+            index.write_manifest(metas, head)
     return seconds

@@ -386,7 +386,7 @@ def _summary(index, table, seconds: float) -> None:
     import numpy as np
 
     tokens = int(table.column("tokens").to_numpy().sum()) if table.num_rows else 0
-    pool_tokens = int(index.tokens.sum())
+    pool_tokens = index.total_tokens
     click.echo(f"selected {table.num_rows:,} rows of a pool of {index.documents:,} documents "
                f"({table.num_rows / max(index.documents, 1):.1%} of documents, {tokens / max(pool_tokens, 1):.1%} "
                f"of {pool_tokens:,} tokens) in {seconds:.1f}s", err=True)

@@ -161,9 +161,24 @@ class Index:
         parts = [fn(s) for s in self.shards]
         return np.concatenate(parts) if parts else np.zeros(0)
 
+    @property
+    def total_tokens(self) -> int:
+        """The pool's tokens, as the manifest records them: no document's count is read."""
+        return int(self.manifest["tokens"])
+
     @cached_property
     def tokens(self) -> np.ndarray:
+        """Every document's token count, 8 bytes a document: for what holds every score anyway;
+        a selection reads the counts of the rows it keeps (``tokens_of``)."""
         return self._concat(lambda s: s.store.tokens()).astype(np.int64)
+
+    def tokens_of(self, rows: np.ndarray) -> np.ndarray:
+        """Token counts of arbitrary global rows, without reading every count."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty(len(rows), np.int64)
+        for shard, mask in self.locate(rows):
+            out[mask] = shard.store.tokens_of(rows[mask] - shard.offset)
+        return out
 
     @cached_property
     def ids(self) -> np.ndarray:

@@ -368,6 +368,11 @@ class CodeStore:
         with self._reading("tokens"):
             return self._f["tokens"][...]
 
+    def tokens_of(self, rows: np.ndarray) -> np.ndarray:
+        """Token counts of any rows (unsorted, repeated), reading only the chunks that hold them."""
+        with self._reading("tokens"):
+            return take_rows(self._f["tokens"], rows)
+
     def text_hashes(self, rows: np.ndarray) -> np.ndarray | None:
         """The text hashes of ``rows``, or None for a store written before they were recorded."""
         with self._reading("text_hash"):

@@ -126,14 +126,15 @@ def _fill(out, first_row, seed, topic, always, p_always, common, p_common, topic
                 taken[out[i, layer, j]] = False
 
 
-def write_store(path: Path, pool: Pool, docs: int) -> None:
-    """A complete code store of ``docs`` documents (ids ``doc-ROW``), slot counts included."""
+def write_store(path: Path, pool: Pool, docs: int, first_row: int = 0) -> None:
+    """A complete code store of the ``docs`` documents from row ``first_row`` on (ids ``doc-ROW``),
+    slot counts included: the stores of consecutive rows are the shards of one pool."""
     with atomic_path(path) as tmp, StoreWriter(tmp, docs, {NEURON_TYPE: pool.neurons}) as out:
         for start in range(0, docs, WRITE_ROWS):
-            rows = np.arange(start, min(docs, start + WRITE_ROWS))
+            rows = np.arange(first_row + start, first_row + min(docs, start + WRITE_ROWS))
             out.write(start, Rows(ids=np.char.add("doc-", rows.astype(str)).tolist(),
                                   tokens=50 + (rows * 2654435761) % 400, source_file=np.zeros(len(rows), np.uint32),
-                                  source_offset=rows, codes={NEURON_TYPE: pool.codes(start, len(rows))}))
+                                  source_offset=rows, codes={NEURON_TYPE: pool.codes(rows[0], len(rows))}))
 
 
 def header(pool: Pool, spec: str | None, dim: int) -> dict:

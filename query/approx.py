@@ -45,9 +45,9 @@ AUTO_MAX_SHARE = 0.10       # auto approximates while the candidates planned are
                             # measured 12.5x faster than the scan at 0.4%, 3.3x at 4%, 1.2x at 40% (10^7 documents)
 
 
-def planned_documents(budgets: list[Budget], tokens: np.ndarray) -> list[int]:
-    """How many documents each budget is expected to take, from the pool's document lengths ``tokens``."""
-    mean = max(float(tokens.mean()), 1.0) if len(tokens) else 1.0
+def planned_documents(budgets: list[Budget], index: Index) -> list[int]:
+    """How many documents each budget is expected to take, from the mean document length of ``index``."""
+    mean = max(index.total_tokens / index.documents, 1.0) if index.documents else 1.0
     return [b.documents if b.documents is not None else max(1, math.ceil(b.tokens / mean * TOKEN_MARGIN))
             for b in budgets]
 
@@ -84,7 +84,7 @@ def resolve(search: str, index: Index, budgets: list[Budget], neuron_type: str, 
         return "approx"
     if blocker:
         return "exact"
-    return choose(sum(planned_documents(budgets, index.tokens)), [s.documents for s in index.shards], oversample)
+    return choose(sum(planned_documents(budgets, index)), [s.documents for s in index.shards], oversample)
 
 
 class ApproxSearch:
@@ -141,7 +141,7 @@ class ApproxSearch:
         if oversample < 1 or (nprobe is not None and nprobe < 1):
             raise NagindexError("--oversample and --nprobe must be at least 1")
         n = self.index.documents
-        planned = planned_documents(budgets, self.index.tokens)
+        planned = planned_documents(budgets, self.index)
         scored = -1
         while True:
             rows = self.candidates(profiles, [oversample * p for p in planned], nprobe)

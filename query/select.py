@@ -205,18 +205,21 @@ class Stream:
     :func:`pick` over those is :func:`pick` over the whole pool, ties by id,
     the "covers the whole pool" flag and the lone first document included.
     Memory grows with the selection (at most about twice it, plus a chunk),
-    not with the pool.
+    not with the pool: the token counts of a token budget are read for the
+    rows kept only.
 
-    ``tokens`` are the pool's token counts (every row); ``floor`` is how many
-    candidates are kept before the first pruning.
+    ``tokens_of`` gives the token counts of global rows; ``documents`` and
+    ``pool_tokens`` are the pool's; ``floor`` is how many candidates are kept
+    before the first pruning.
     """
 
-    def __init__(self, budget: Budget, tokens: np.ndarray, floor: int = PRUNE_FLOOR):
-        self.budget, self.tokens = budget, tokens
-        n = len(tokens)
-        self.whole = budget.documents >= n if budget.documents is not None else budget.tokens >= int(tokens.sum())
+    def __init__(self, budget: Budget, tokens_of: Callable[[np.ndarray], np.ndarray], documents: int,
+                 pool_tokens: int, floor: int = PRUNE_FLOOR):
+        self.budget, self.tokens_of = budget, tokens_of
+        self.whole = budget.documents >= documents if budget.documents is not None else budget.tokens >= pool_tokens
         self.rows: list[np.ndarray] = []
         self.similarity: list[np.ndarray] = []
+        self.tokens: list[np.ndarray] = []     # of the rows kept, for a token budget
         self.kept = 0
         self.bound = np.inf
         self.prune_at = max(floor, 2 * (budget.documents or 0))
@@ -226,28 +229,37 @@ class Stream:
         keep = np.flatnonzero(1.0 - similarity <= self.bound)
         self.rows.append(keep + first_row)
         self.similarity.append(similarity[keep])
+        if self.budget.documents is None:
+            self.tokens.append(self.tokens_of(self.rows[-1]))
         self.kept += len(keep)
         if self.kept > self.prune_at and not self.whole:
             self._prune()
 
     def _prune(self) -> None:
-        rows, sims = np.concatenate(self.rows), np.concatenate(self.similarity)
+        rows, sims, tokens = self._joined()
         distance = 1.0 - sims
         if self.budget.documents is not None:
             self.bound = float(np.partition(distance, self.budget.documents - 1)[self.budget.documents - 1])
         else:
             order = np.argsort(distance, kind="stable")
-            past = np.flatnonzero(np.cumsum(self.tokens[rows[order]]) > self.budget.tokens)
+            past = np.flatnonzero(np.cumsum(tokens[order]) > self.budget.tokens)
             if len(past):
                 self.bound = float(distance[order[past[0]]])
         keep = distance <= self.bound
         self.rows, self.similarity = [rows[keep]], [sims[keep]]
+        self.tokens = [tokens[keep]] if self.budget.documents is None else []
         self.kept = int(keep.sum())
         self.prune_at = max(self.prune_at, 2 * self.kept)
 
-    def pick(self, ids_of: IdsOf) -> tuple[Pick, np.ndarray]:
-        """The selection and the similarities of its rows."""
+    def _joined(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows kept, their similarities and (for a token budget) their token counts."""
         rows = np.concatenate(self.rows) if self.rows else np.zeros(0, np.int64)
         sims = np.concatenate(self.similarity) if self.similarity else np.zeros(0)
-        local = pick(1.0 - sims, lambda r: ids_of(rows[r]), self.tokens[rows], self.budget)
+        tokens = np.concatenate(self.tokens) if self.tokens else np.zeros(0, np.int64)
+        return rows, sims, tokens
+
+    def pick(self, ids_of: IdsOf) -> tuple[Pick, np.ndarray]:
+        """The selection and the similarities of its rows."""
+        rows, sims, tokens = self._joined()
+        local = pick(1.0 - sims, lambda r: ids_of(rows[r]), tokens, self.budget)   # tokens: for a token budget
         return Pick(rows[local.rows], local.distance, self.whole), sims[local.rows]

@@ -203,7 +203,7 @@ class Selector:
         unknown = sorted(set(weights or {}) - set(names))
         if unknown:
             raise NagindexError(f"--weight: no target named {', '.join(unknown)}; targets are {', '.join(names)}")
-        budgets = budget.split(share, int(self.index.tokens.sum()))
+        budgets = budget.split(share, self.index.total_tokens)
         notes: list[str] = [describe(profiles.choices)] if profiles.choices else []
         extra: dict[str, list[np.ndarray]] = {}
         if self.engine == "ray":
@@ -244,7 +244,7 @@ class Selector:
 
     def _stream_select(self, profiles: Profiles, neuron_type: str, budgets: list[Budget]) -> tuple[list[Pick], list[np.ndarray]]:
         """The exact selection in one pass over the pool, keeping per target only what it can still select."""
-        streams = [Stream(b, self.index.tokens) for b in budgets]
+        streams = [Stream(b, self.index.tokens_of, self.index.documents, self.index.total_tokens) for b in budgets]
         for first_row, sums in self._scored(profiles, neuron_type):
             sims = profiles.similarity(sums)
             for m, stream in enumerate(streams):
@@ -264,7 +264,7 @@ class Selector:
         if any(p.exhausted for p in picks):
             notes.append(f"the budget ({budget.describe()}) covers the whole pool of {self.index.documents:,} "
                          "documents: everything is selected")
-        tokens = self.index.tokens[rows]
+        tokens = self.index.tokens_of(rows)
         columns = {
             "id": pa.array(self.index.ids_of(rows).tolist(), pa.string()),
             "target": pa.array([names[t] for t in target], pa.string()),

@@ -9,7 +9,7 @@ from query.select import Stream, pick
 
 
 def streamed(similarity: np.ndarray, ids: np.ndarray, tokens: np.ndarray, budget: Budget, chunk: int, floor: int):
-    stream = Stream(budget, tokens, floor=floor)
+    stream = Stream(budget, tokens.__getitem__, len(tokens), int(tokens.sum()), floor=floor)
     for start in range(0, len(similarity), chunk):
         stream.add(start, similarity[start:start + chunk])
     return stream, stream.pick(lambda rows: ids[rows])

@@ -14,6 +14,9 @@ nagindex, e.g. ``git worktree add /tmp/before main``) every build also runs
 with that code, and the ratio is printed.
 
     python -m tools.bench_memory --before /tmp/before
+
+With ``--pool`` it measures instead what reading an index costs as the pool
+grows (tools.bench_pool_memory).
 """
 from __future__ import annotations
 
@@ -76,7 +79,12 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="Backbone [default: the default backbone].")
     parser.add_argument("--record-mb", type=int, default=50)
     parser.add_argument("--bomb-mb", type=int, default=1024)
-    args = parser.parse_args()
+    parser.add_argument("--pool", action="store_true", help="Measure reading an index instead (tools.bench_pool_memory).")
+    args, rest = parser.parse_known_args()
+    if args.pool:
+        from tools.bench_pool_memory import main as pool_main
+        pool_main(rest, args.before)
+        return
     after = Path(__file__).resolve().parents[1]
 
     with tempfile.TemporaryDirectory() as tmp:
