@@ -19,9 +19,10 @@ def tsv_corpus(demo, tmp_path):
     texts = {}
     for path in sorted((demo / "corpus").glob("*.jsonl")):
         records = [json.loads(line) for line in path.read_text().splitlines()]
-        path.with_suffix(".tsv").write_text("".join(f"{r['id']}\t{r['text']}\n" for r in records))
+        mine = {r["id"]: " ".join(r["text"].split()) for r in records}    # no tab nor newline in a TSV text
+        path.with_suffix(".tsv").write_text("".join(f"{i}\t{t}\n" for i, t in mine.items()))
         path.unlink()
-        texts.update((r["id"], r["text"]) for r in records)
+        texts.update(mine)
     return demo / "corpus", texts
 
 
