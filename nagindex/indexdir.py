@@ -58,7 +58,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from .atomic import remove_leftovers, rename_durably, write_json
-from .corpus import SUFFIXES
+from .corpus import SUFFIXES, suffix
 from .errors import IndexStateError, InputError
 from .template import Template
 from .storage import is_url
@@ -237,7 +237,7 @@ class ShardDir:
         for f in meta["files"]:
             p = f.get("path") if isinstance(f, dict) else None
             if not isinstance(p, str) or not (is_url(p) or os.path.isabs(p) and os.path.normpath(p) == p) \
-                    or "\0" in p or not p.lower().endswith(SUFFIXES):
+                    or "\0" in p or suffix(p) is None:
                 raise IndexStateError(f"{where}: refusing corpus file {p!r}: not an absolute, normalised path "
                                       f"or a URL of a corpus file ({', '.join(SUFFIXES)})")
         if not set(meta["stored"]) <= set(STORED):

@@ -13,6 +13,7 @@ import zstandard
 
 from nagindex import corpus
 from nagindex.corpus import Skipped, fetch_text, fetch_texts, find_files, read_records
+from nagindex.corpus.parquet import ParquetReader
 from nagindex.errors import InputError
 
 JSONL_KINDS = [".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".json.gz", ".json.zst"]
@@ -240,7 +241,7 @@ def test_parquet_is_read_in_batches(tmp_path, monkeypatch):
     def whole_file(*args, **kwargs):
         raise AssertionError("the whole file was read at once")
 
-    monkeypatch.setattr(corpus, "_PARQUET_BATCH_ROWS", 2)
+    monkeypatch.setattr(ParquetReader, "batch_rows", 2)
     monkeypatch.setattr(pq.ParquetFile, "iter_batches", counting)
     monkeypatch.setattr(pq.ParquetFile, "read", whole_file)
     monkeypatch.setattr(pq, "read_table", whole_file)
@@ -275,7 +276,8 @@ def test_fetching_a_parquet_row_reads_only_its_row_group(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "line, reason",
     [
-        (b'{"text": "unterminated', "malformed JSON"),
+        (b'{"text": "unterminated', "not valid JSON (invalid control character at column 23)"),
+        (b'{"text": "x"} tail', "not valid JSON (extra data at column 15)"),
         (b'["text", "an array"]', "expected a JSON object, found an array"),
         (b'"just a string"', "expected a JSON object, found a string"),
         (b'{"id": "x", "body": "wrong field"}', "no 'text' field (fields: 'id', 'body')"),
@@ -409,7 +411,7 @@ def test_skip_mode_records_what_was_skipped_and_goes_on(tmp_path):
     assert [r.file_index for r in records] == [0, 0, 2]
     assert [s.where.rsplit("/", 1)[-1] for s in skipped] == [
         "a.jsonl, line 2", "a.jsonl, line 3", "a.jsonl, line 4", "b.jsonl.gz"]
-    assert "malformed JSON" in skipped[0].reason
+    assert "not valid JSON" in skipped[0].reason
     assert "duplicate id '1'" in skipped[1].reason
     assert "no 'text' field" in skipped[2].reason
     assert "cannot read the file" in skipped[3].reason

@@ -59,7 +59,9 @@ def test_a_bad_record_stops_a_ray_build_with_file_and_line(cluster, tiny_model, 
     corpus.write_text('{"id": "a0", "text": "cell energy"}\n{"id": "a1", "text": "flour water"}\n{broken\n')
     result = build(tiny_model, corpus, tmp_path / "i", "--engine", "ray", ok=False)
     assert result.exit_code != 0 and "Traceback" not in result.output
-    assert result.output.startswith("Error: ") and "c.jsonl, line 3: malformed JSON" in result.output
+    assert result.output.startswith("Error: ")
+    assert "c.jsonl, line 3: not valid JSON (expecting property name enclosed in double quotes at column 2)" \
+        in result.output
 
 
 def test_ray_engine_without_ray_says_how_to_install_it(tiny_model, demo, tmp_path, monkeypatch):
