@@ -22,6 +22,7 @@ from . import options
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None, help="Also draw the profiles and score distributions into this PNG (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
 @cloup.option_group("Targets", *options.TARGETS)
+@options.verbosity
 def explain_command(targets, index, layers, top_k, neuron_type, power, weighting, negatives, negatives_seed, neurons,
                     documents, plot_path, as_json, text_field, template, target_field, split, device, model):
     """Show why TARGETS rank the pool as they do.
@@ -61,6 +62,7 @@ def explain_command(targets, index, layers, top_k, neuron_type, power, weighting
 @click.option("--control", "control", default=None, help="File of control texts (JSONL/Parquet/txt; their --text-field, never the --template) [default: the pool documents least similar to each target].")
 @click.option("--control-docs", type=click.IntRange(min=1), default=32, show_default=True, help="Pool documents used as control text.")
 @cloup.option_group("Targets", *options.TARGETS)
+@options.verbosity
 def ablate_command(targets, index, neuron_type, layers, per_layer, weighting, seeds, control, control_docs, text_field,
                    template, target_field, split, device, model):
     """Zero each target's NAG neurons and measure the loss.
@@ -110,8 +112,8 @@ def ablate_command(targets, index, neuron_type, layers, per_layer, weighting, se
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
               help="Also draw the losses lowered per method into this PNG.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.option("--quiet", is_flag=True, callback=options._quiet, expose_value=False, help="No progress lines or bars.")
 @cloup.option_group("Targets", *options.TARGETS)
+@options.verbosity
 def proxy_command(targets, index, tokens, methods, seeds, proxy_model, embedding_model, learning_rate, epochs,
                   sequence_length, batch_size, warmup, layers, top_k, neuron_type, negatives, plot_path, as_json,
                   text_field, template, target_field, split, device, model):

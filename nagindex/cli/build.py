@@ -68,8 +68,8 @@ from . import options
     click.option("--shard", callback=options.shard, default=None, metavar="i/N",
                  help="Build only part i of N (every N-th file), for independent workers; join with `nagindex merge`."),
     *options.engine("a Ray Data pipeline with one backbone replica per GPU, or per node without GPUs"),
-    click.option("--quiet", is_flag=True, callback=options._quiet, expose_value=False, help="No progress lines or bars (the result is still told)."),
 )
+@options.verbosity
 def build_command(corpus, index, model, neuron_types, top_k, max_length, text_field, template, id_field, append, skip_bad,
                   max_record_size, shard, device, dtype, token_budget, window, impacts, keep_fields, faiss_spec, sketch_dim, engine, ray_address, split):
     """Run the backbone over CORPUS once and write the index.
@@ -113,6 +113,7 @@ def build_command(corpus, index, model, neuron_types, top_k, max_length, text_fi
 
 @cloup.command("merge")
 @click.argument("index", type=click.Path(path_type=Path), required=False)
+@options.verbosity
 def merge_command(index):
     """Join the parts built with `build --shard i/N` into the index INDEX.
 

@@ -8,11 +8,13 @@ import click
 import cloup
 
 from ..index import default_index_path
+from . import options
 
 
 @cloup.command("info")
 @click.argument("index", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest and sizes as JSON.")
+@options.verbosity
 def info_command(index, as_json):
     """Show what an index holds: backbone, settings, documents, tokens, size on disk."""
     from ..index import Index
@@ -29,6 +31,7 @@ def info_command(index, as_json):
 
 @cloup.command("verify")
 @click.argument("index", type=click.Path(path_type=Path), required=False)
+@options.verbosity
 def verify_command(index):
     """Read every file of an index and name whatever is damaged (exit 1 if anything is).
 

@@ -64,7 +64,7 @@ from . import options
     *options.engine("one Ray task per shard, merged exactly (the index must be on a file system all workers see)"),
 )
 @cloup.option_group("Targets", *options.TARGETS)
-@click.option("--quiet", is_flag=True, callback=options._quiet, expose_value=False, help="No progress lines or bars (the summary is still told).")
+@options.verbosity
 def query_command(targets, index, documents, tokens, fraction, output, fmt, shard_size, shuffle, seed, with_text,
                   with_fields, corpus_roots, dedup, weights, search, oversample, nprobe, layers, top_k, neuron_type,
                   power, weighting, negatives, negatives_seed, quality_field, invert_quality, text_field, template,
@@ -171,6 +171,7 @@ def _weights(items) -> dict[str, float]:
 @click.option("-o", "--output", required=True, help="The profiles file to write (.npz; a local path or an fsspec URL).")
 @cloup.option_group("Scoring", *options.scoring())
 @cloup.option_group("Targets", *options.TARGETS)
+@options.verbosity
 def profile_command(targets, index, output, layers, top_k, neuron_type, power, weighting, negatives, negatives_seed,
                     text_field, template, target_field, split, device, model):
     """Save the profiles of TARGETS for scoring documents outside the index.
