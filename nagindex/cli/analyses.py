@@ -15,12 +15,12 @@ from . import options
 
 @cloup.command("explain")
 @click.argument("targets", nargs=-1, required=True)
-@click.option("-i", "--index", default=None, help=options.READ_INDEX_HELP)
+@options.read_index
 @cloup.option_group("Scoring", *options.scoring())
 @click.option("--neurons", type=click.IntRange(min=0), default=10, show_default=True, help="Characteristic neurons listed per target.")
 @click.option("--documents", type=click.IntRange(min=0), default=3, show_default=True, help="Pool documents shown from the top, the middle and the bottom of each ranking.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None, help="Also draw the profiles and score distributions into this PNG (needs matplotlib).")
-@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@options.as_json("the explanation")
 @cloup.option_group("Targets", *options.TARGETS)
 @options.verbosity
 def explain_command(targets, index, layers, top_k, neuron_type, power, weighting, negatives, negatives_seed, neurons,
@@ -51,7 +51,7 @@ def explain_command(targets, index, layers, top_k, neuron_type, power, weighting
 
 @cloup.command("ablate")
 @click.argument("targets", nargs=-1, required=True)
-@click.option("-i", "--index", default=None, help=options.READ_INDEX_HELP)
+@options.read_index
 @click.option("--neuron-type", default=None, help="Neuron type among those the index holds [default: the first].")
 @click.option("--layers", default="all", show_default=True, help="Layers whose neurons are zeroed: all, last, 0-14, ...")
 @click.option("--per-layer", type=click.IntRange(min=1), default=None, help="Neurons zeroed in each layer [default: the index's K].")
@@ -59,7 +59,8 @@ def explain_command(targets, index, layers, top_k, neuron_type, power, weighting
               help="Which neurons: paper: the most frequent in the target's NAGs; idf: the most frequent relative "
                    "to the pool; classifier: the largest positive coefficients against a sample of the pool.")
 @click.option("--seeds", type=click.IntRange(min=0), default=3, show_default=True, help="Draws of random neurons to compare with.")
-@click.option("--control", "control", default=None, help="File of control texts (JSONL/Parquet/txt; their --text-field, never the --template) [default: the pool documents least similar to each target].")
+@click.option("--control", "control", default=None, help="File of control texts (JSONL/Parquet/txt), read as the targets are, by --text-field or --template "
+                   "[default: the pool documents least similar to each target].")
 @click.option("--control-docs", type=click.IntRange(min=1), default=32, show_default=True, help="Pool documents used as control text.")
 @cloup.option_group("Targets", *options.TARGETS)
 @options.verbosity
@@ -73,12 +74,13 @@ def ablate_command(targets, index, neuron_type, layers, per_layer, weighting, se
     as many random neurons. Every second example of each task is held out for
     the loss; the others choose the neurons.
     """
-    from query import Selector, read_targets
+    from query import Selector
 
     from ..analyses.ablate import ablate, format_table
 
     parsed = options.read_targets(targets, text_field, template, target_field, split)
-    control_texts = read_targets(control, text_field or "text").texts if control else None
+    # Control text is read as the targets are: with their --text-field or --template.
+    control_texts = options.read_targets([control], text_field, template, target_field, None).texts if control else None
     selector = Selector(index or default_index_path(), device=device, model=model)
     spec = options.score_spec(selector.index, layers, None, neuron_type, 1.0, weighting)
     results = ablate(selector, parsed, spec, per_layer=per_layer,

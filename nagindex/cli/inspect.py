@@ -13,7 +13,7 @@ from . import options
 
 @cloup.command("info")
 @click.argument("index", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest and sizes as JSON.")
+@options.as_json("the manifest and sizes")
 @options.verbosity
 def info_command(index, as_json):
     """Show what an index holds: backbone, settings, documents, tokens, size on disk."""

@@ -14,11 +14,12 @@ from ..settings import WEIGHTINGS
 INDEX_HELP = f"Index directory [default: ${ENV_VAR}, else ./{DEFAULT_NAME}]."
 READ_INDEX_HELP = INDEX_HELP[:-1] + "; a URL (s3://...) is read through a local cache copy."
 
-#: ``-i/--index`` of the commands that read an index (a local path or a URL).
+#: ``-i/--index`` of the commands that read an index: a local path or a URL.
 read_index = click.option("-i", "--index", default=None, help=READ_INDEX_HELP)
 
 
 def as_json(what: str):
+    """``--json``: print ``what`` as JSON instead of lines for a reader."""
     return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON.")
 
 
