@@ -26,7 +26,7 @@ from . import options
 )
 @cloup.option_group(
     "Index and output",
-    click.option("-i", "--index", default=None, help=options.READ_INDEX_HELP),
+    options.read_index,
     click.option("-o", "--output", default=None,
                  help="FILE.jsonl, .jsonl.gz, .jsonl.zst or .parquet, or DIR/ for a directory of shards with a "
                       "manifest; a local path or an fsspec URL (s3://…) [default: JSON lines to stdout]."),
@@ -76,7 +76,7 @@ def query_command(targets, index, documents, tokens, fraction, output, fmt, shar
     the multi-target case: each task gets an equal share of the budget.
     """
     from query import Budget, Selector
-    from query.approx import DEFAULT_OVERSAMPLE
+    from query.approx import DEFAULT_OVERSAMPLE, check_search
     from query.budget import parse_size
     from query.card import selection_card
     from query.output import destination
@@ -94,6 +94,7 @@ def query_command(targets, index, documents, tokens, fraction, output, fmt, shar
     selector = Selector(index or default_index_path(), device=device, model=model, engine=engine,
                         ray_address=ray_address, corpus_root=_roots(corpus_roots))
     spec = options.score_spec(selector.index, layers, top_k, neuron_type, power, weighting, negatives, negatives_seed)
+    check_search(search, selector.index, spec.neuron_type, quality_field is not None)
     quality = selector.quality(quality_field) if quality_field else None
     result = selector.select(parsed, budget, spec, search=search, dedup=dedup, weights=_weights(weights),
                              quality=quality, invert_quality=invert_quality, with_text=with_text, with_fields=fields,
@@ -167,7 +168,7 @@ def _weights(items) -> dict[str, float]:
 
 @cloup.command("profile")
 @click.argument("targets", nargs=-1, required=True)
-@click.option("-i", "--index", default=None, help=options.READ_INDEX_HELP)
+@options.read_index
 @click.option("-o", "--output", required=True, help="The profiles file to write (.npz; a local path or an fsspec URL).")
 @cloup.option_group("Scoring", *options.scoring())
 @cloup.option_group("Targets", *options.TARGETS)
