@@ -106,10 +106,12 @@ def build(corpus, index_path: str | os.PathLike, options: BuildOptions = BuildOp
 
 def _build(index: IndexDir, everything: list[storage.Location], files: list[storage.Location], skipped: list[Skipped],
            options: BuildOptions, started: float) -> BuildReport:
-    fingerprint = corpus_files(files)
     manifest = index.read_manifest()
     listed = index.listed(manifest)
     existing = [s.read_meta() for s in listed]
+    if manifest and options.append:
+        _check_same_fields(index.path, existing, options)
+    fingerprint = corpus_files(files)
     if options.shard is None:
         index.clean(listed)
     if manifest and options.shard is None:
@@ -193,6 +195,25 @@ def _already_indexed(index_path: Path, existing: list[dict], fingerprint: list[d
     if same is None and again:
         raise InputError(f"--append: {again[0]} is already in {index_path}" + (f" (and {len(again) - 1} more)" if len(again) > 1 else ""))
     return same
+
+
+def _check_same_fields(index_path: Path, existing: list[dict], options: BuildOptions) -> None:
+    """An append reads its records as the index's were: refuse another id field, or another text field.
+
+    Checked before the backbone is loaded or the corpus read. A document's id
+    is what ties it to its text and tells duplicates apart across the index;
+    with a template, the template is compared with the index's later, with
+    the rest of the settings.
+    """
+    recorded = {"--id-field": {m["id_field"] for m in existing}}
+    if options.template is None:
+        recorded["--text-field"] = {m["text_field"] for m in existing if m.get("template") is None}
+    asked = {"--id-field": options.id_field, "--text-field": options.text_field}
+    for option, own in recorded.items():
+        if own and asked[option] not in own:
+            named = ", ".join(sorted(map(str, own)))
+            raise IndexStateError(f"{option} {asked[option]}: the index {index_path} was built with {option} {named}; "
+                                  f"append with {option} {named}, or write a new index with -o")
 
 
 def _check_same_settings(index_path: Path, manifest: dict, options: BuildOptions) -> None:

@@ -64,25 +64,40 @@ def choose(documents: int, shards: list[int], oversample: int = DEFAULT_OVERSAMP
     return "approx" if pool >= AUTO_MIN_POOL and scored <= AUTO_MAX_SHARE * pool else "exact"
 
 
+def _blocker(index: Index, neuron_type: str, with_quality: bool) -> str | None:
+    """Why approximate search cannot serve a query, None if it can."""
+    vectors = (index.manifest["vectors"] or {}).get("neuron_type")
+    if with_quality:
+        return "--quality-field is normalised over the whole pool, which only the exact scan scores"
+    if vectors is None:
+        return f"{index.path} has no FAISS vectors (it was written for the exact scan alone)"
+    if neuron_type != vectors:
+        return f"the index's FAISS vectors are of {vectors}, not {neuron_type}"
+    return None
+
+
+def check_search(search: str, index: Index, neuron_type: str, with_quality: bool) -> None:
+    """Refuse ``--search approx`` that ``index`` cannot serve, before the targets' forward pass is spent.
+
+    Args:
+        search: ``auto``, ``exact`` or ``approx``; only ``approx`` can be refused.
+        index: the index queried.
+        neuron_type: the neuron type scored.
+        with_quality: a quality field is combined with the distance.
+    """
+    if search == "approx" and (blocker := _blocker(index, neuron_type, with_quality)):
+        raise NagindexError(f"--search approx: {blocker}; use --search exact")
+
+
 def resolve(search: str, index: Index, budgets: list[Budget], neuron_type: str, with_quality: bool,
             oversample: int = DEFAULT_OVERSAMPLE) -> str:
     """``exact`` or ``approx`` for one query; says why approx cannot serve it if asked for."""
     if search == "exact":
         return "exact"
-    vectors = (index.manifest["vectors"] or {}).get("neuron_type")
-    if with_quality:
-        blocker = "--quality-field is normalised over the whole pool, which only the exact scan scores"
-    elif vectors is None:
-        blocker = f"{index.path} has no FAISS vectors (it was written for the exact scan alone)"
-    elif neuron_type != vectors:
-        blocker = f"the index's FAISS vectors are of {vectors}, not {neuron_type}"
-    else:
-        blocker = None
+    check_search(search, index, neuron_type, with_quality)
     if search == "approx":
-        if blocker:
-            raise NagindexError(f"--search approx: {blocker}; use --search exact")
         return "approx"
-    if blocker:
+    if _blocker(index, neuron_type, with_quality):
         return "exact"
     return choose(sum(planned_documents(budgets, index)), [s.documents for s in index.shards], oversample)
 

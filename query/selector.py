@@ -27,7 +27,7 @@ from nagindex.index import Index
 from nagindex.progress import bar, phase
 from nagindex.settings import ExtractSettings
 
-from .approx import DEFAULT_OVERSAMPLE, ApproxSearch, resolve
+from .approx import DEFAULT_OVERSAMPLE, ApproxSearch, check_search, resolve
 from .auto import AUTO, choose_profiles, describe
 from .budget import Budget
 from .classifier import sample_rows
@@ -197,6 +197,7 @@ class Selector:
         if self.engine == "ray" and (quality is not None or search == "approx"):
             raise NagindexError("--engine ray scores each shard apart, exactly; --quality-field (normalised over "
                                 "the whole pool) and --search approx need --engine local")
+        check_search(search, self.index, spec.neuron_type, quality is not None)
         profiles = self.profiles(targets, spec)
         names = profiles.names
         share = [float((weights or {}).get(n, 1.0)) for n in names]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nagindex.settings import cache_dir
-from nagindex.corpus import data_stem, find_files, read_records
+from nagindex.corpus import choose_split, data_stem, find_files, read_records
 from nagindex.errors import InputError
 from nagindex.template import Template
 
@@ -46,7 +46,7 @@ class Targets:
 
 
 def read_targets(spec, text_field: str = "text", target_field: str = TARGET_FIELD, *,
-                 template: Template | str | None = None) -> Targets:
+                 template: Template | str | None = None, split: str | None = None) -> Targets:
     """Read target examples, each with the name of its task.
 
     Args:
@@ -57,22 +57,31 @@ def read_targets(spec, text_field: str = "text", target_field: str = TARGET_FIEL
         template: makes an example's text from its fields instead of ``text_field``: a
             :class:`nagindex.template.Template`, or what makes one (a ready name such as
             ``"mmlu"``, or Jinja2 text).
+        split: the split to read of targets that hold several (``test/``,
+            ``validation-00000-of-00001.parquet`` ...); several without it are an error, as
+            examples of two splits would be one task.
 
     Returns:
         :class:`Targets`: texts and task names in file order.
 
     Raises:
-        InputError: a bad record (named with its file and line or row), or no example at all.
+        InputError: a bad record (named with its file and line or row), several splits and no
+            ``split``, or no example at all.
     """
+    named = spec if isinstance(spec, (str, os.PathLike)) else ", ".join(map(str, spec))
     files = find_files(spec)
+    try:
+        files = choose_split(files, split)
+    except InputError as e:
+        raise InputError(f"{named}: {e}") from None
     template = Template(template) if isinstance(template, str) else template
     texts, names = [], []
     for r in read_records(files, text_field, id_field=None, extra_fields=(target_field,), template=template):
         texts.append(r.text)
         names.append(task_name(r.fields.get(target_field), files[r.file_index], r.where, target_field))
     if not texts:
-        needs = "the template's fields" if template is not None else f"a {text_field!r} field"
-        raise InputError(f"{spec}: no target examples (records need {needs})")
+        needs = "the template's fields" if template is not None else f"a {json.dumps(text_field)} field"
+        raise InputError(f"{named}: no target examples found (records need {needs})")
     return Targets(texts, names)
 
 

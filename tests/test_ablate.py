@@ -1,6 +1,8 @@
 """``nagindex ablate`` and the selection-quality tool, on the tiny model."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -122,3 +124,14 @@ def test_selection_quality_tool_runs_end_to_end(tiny_model, tmp_path, capsys):
     assert np.all((values >= 0) & (values <= 1))
     assert values[0] == pytest.approx([1 / 6, 1 / 6], abs=1e-3)
     assert values[4].mean() > 2 * values[0].mean()   # BM25 reads the words; a random tiny model's NAGs need not help
+
+
+def test_control_text_is_read_by_the_targets_template(tiny_model, demo_index, tmp_path):
+    # Records with no "text" field: only the template says where their text is, for targets and control alike.
+    records = [json.loads(line) for line in (demo_index.parent / "demo" / "targets.jsonl").read_text().splitlines()]
+    targets, control = tmp_path / "targets.jsonl", tmp_path / "control.jsonl"
+    targets.write_text("".join(json.dumps({"question": r["text"], "target": r["target"]}) + "\n" for r in records))
+    control.write_text("".join(json.dumps({"question": r["text"]}) + "\n" for r in records[:7]))
+    out = run("ablate", targets, "-i", demo_index, "--seeds", 1, "--per-layer", 3, "--template", "{{question}}",
+              "--control", control).output
+    assert out.count("NAG neurons") == 2 and "7 given texts" in out

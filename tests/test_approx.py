@@ -223,6 +223,11 @@ def test_an_index_without_vectors_serves_the_exact_scan_alone(pool, stores, flat
     assert resolve("auto", selector.index, small, NEURON_TYPE, with_quality=False) == "exact"
     with pytest.raises(NagindexError, match="has no FAISS vectors.*use --search exact"):
         selector.select(targets, small[0], search="approx")
+    # Refused before the targets' forward pass: the index's backbone (synthetic here) is never loaded.
+    (tmp_path / "t.jsonl").write_text('{"text": "a target example"}\n')
+    refused = run("query", tmp_path / "t.jsonl", "-i", path, "-k", 10, "--search", "approx", ok=False)
+    assert refused.exit_code == 1
+    assert f"--search approx: {path} has no FAISS vectors" in refused.output and "Traceback" not in refused.output
     # verify says of it what it says of the same stores with vectors, and reads no FAISS file
     assert [p.replace(str(path), "") for p in verify(path).problems] == [p.replace(str(flat), "") for p in verify(flat).problems]
     info = run("info", path).output

@@ -95,6 +95,21 @@ def test_append_adds_a_shard_and_refuses_other_settings(tiny_model, demo, tmp_pa
     assert Index(index).documents == idx.documents
 
 
+@pytest.mark.parametrize("option, value, own", [("--text-field", "body", "text"), ("--id-field", "doc_id", "id")])
+def test_append_reading_other_fields_is_refused_before_any_work(tiny_model, demo, tmp_path, option, value, own):
+    index = tmp_path / "i"
+    build(tiny_model, demo / "corpus" / "web-00.jsonl", index)
+    before = snapshot(index)
+    # No backbone at --model: the refusal comes before one is loaded.
+    result = run("build", demo / "corpus" / "web-02.parquet", "-o", index, "--model", tmp_path / "no-model", "--append",
+                 option, value, ok=False)
+    assert result.exit_code == 1
+    assert f"{option} {value}: the index {index} was built with {option} {own}; append with {option} {own}" in result.output
+    after = snapshot(index)
+    assert after["ids"] == before["ids"] and np.array_equal(after["codes"], before["codes"])
+    assert len(Index(index).shards) == 1
+
+
 def test_interrupted_build_resumes_to_the_same_index(tiny_model, tmp_path):
     from nagindex.demo import make_demo
 

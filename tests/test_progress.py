@@ -9,6 +9,7 @@ import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from click.testing import CliRunner
 
 from nagindex.cli import main
@@ -83,9 +84,9 @@ def test_a_query_names_its_steps_and_keeps_stdout_pure_jsonl(tiny_model, demo, t
 
 
 def test_quiet_shows_no_progress(tiny_model, demo, tmp_path):
-    built = invoke("build", demo / "corpus", "-o", tmp_path / "i", "--model", tiny_model, "--quiet")
+    built = invoke("build", demo / "corpus", "-o", tmp_path / "i", "--model", tiny_model, "-q")
     queried = invoke("query", demo / "targets.jsonl", "-i", tmp_path / "i", "-k", "8", "--quiet")
-    again = invoke("--quiet", "query", demo / "targets.jsonl", "-i", tmp_path / "i", "-k", "8")
+    again = invoke("-q", "query", demo / "targets.jsonl", "-i", tmp_path / "i", "-k", "8")
     for result in (built, queried, again):
         err = result.stderr.lower()
         assert not any(step in err for step in ("loading", "extracting", "scoring", "writing", "%|")), err
@@ -94,9 +95,10 @@ def test_quiet_shows_no_progress(tiny_model, demo, tmp_path):
     assert "selected 8 rows" in queried.stderr and len(queried.stdout.splitlines()) == 8
 
 
-def test_verbose_logs_each_step_with_its_time(tiny_model, demo, tmp_path, caplog):
-    caplog.set_level(logging.INFO)
-    result = invoke("-v", "build", demo / "corpus", "-o", tmp_path / "i", "--model", tiny_model, "--window", "16")
+@pytest.mark.parametrize("before", [True, False], ids=["before the command", "after it"])
+def test_verbose_logs_each_step_with_its_time(tiny_model, demo, tmp_path, caplog, before):
+    args = ["build", demo / "corpus", "-o", tmp_path / "i", "--model", tiny_model, "--window", "16"]
+    result = invoke(*(["-v", *args] if before else [*args, "-v"]))
     logged = [r.getMessage() for r in caplog.records]
     finished = [m for m in logged if re.fullmatch(r"merging .*: \d+\.\ds", m)]
     assert finished and any(m.startswith("part 3: 12 documents written") for m in logged)
