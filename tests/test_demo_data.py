@@ -127,3 +127,16 @@ def test_cli_matches_function_and_clears_stale_notes(demo, tmp_path):
 def test_rejects_too_few_docs(tmp_path):
     with pytest.raises(ValueError):
         make_demo(tmp_path, docs=3)
+
+
+def test_the_demo_words_are_the_packaged_data_file(tmp_path):
+    """The generator's vocabularies ship as a data file of the package: every template domain in it is written."""
+    from importlib.resources import files
+
+    words = json.loads(files("nagindex").joinpath("data", "demo.json").read_text(encoding="utf-8"))
+    assert set(words["domains"]) | {"arithmetic"} == DOMAINS
+    make_demo(tmp_path / "demo", docs=120, seed=3)
+    written = {doc["domain"] for doc in _read_corpus(tmp_path / "demo" / "corpus")}
+    assert written == DOMAINS
+    boilerplate = set(words["boilerplate"])
+    assert any(b in doc["text"] for doc in _read_corpus(tmp_path / "demo" / "corpus") for b in boilerplate)
