@@ -60,7 +60,7 @@ from . import options
     click.option("--dtype", default=None,
                  help="float32, bfloat16, ... [default: bfloat16 on CUDA and on a CPU with native bfloat16 "
                       "(AVX-512 BF16 or AMX), else float32; an append keeps the index's own]. float32 gives the "
-                      "reference's NAGs exactly; bfloat16 holds selection quality (README, Measured here)."),
+                      "reference's NAGs exactly; bfloat16 holds selection quality (docs/figures.md)."),
     click.option("--token-budget", type=click.IntRange(min=1), default=None,
                  help="Tokens per batch (batch size x longest text) [default: 4096 on CPU, 65536 on CUDA]."),
     click.option("--window", type=click.IntRange(min=1), default=1024, show_default=True,
