@@ -129,7 +129,9 @@ def differences(before: dict, after: dict, prefix: str = "") -> list[str]:
 
 
 def _one_line(value) -> str:
-    """A header value as a one-line message shows it: a template of several lines as its repr."""
+    """A header value as a one-line message shows it: a template of several lines as its repr, a list as its items."""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) or "none"
     return repr(value) if isinstance(value, str) and "\n" in value else str(value)
 
 

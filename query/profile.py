@@ -108,7 +108,7 @@ def build_profiles(groups: dict[str, np.ndarray], neurons: int, num_layers: int,
     if not 1 <= top_k <= index_top_k:
         raise NagindexError(f"--top-k {top_k}: the index holds K = {index_top_k}; choose 1..{index_top_k}")
     if spec.weighting not in WEIGHTINGS:
-        raise NagindexError(f"unknown weighting {spec.weighting!r}; choose {', '.join(WEIGHTINGS)}")
+        raise NagindexError(f"--weighting {spec.weighting}: choose from {', '.join(WEIGHTINGS)}")
     if spec.power <= 0:
         raise NagindexError(f"--power {spec.power}: must be positive")
     names = list(groups)

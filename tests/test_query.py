@@ -235,7 +235,8 @@ def test_bad_input_is_refused_without_output(own_index, tmp_path, demo_corpus):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     out = tmp_path / "o.jsonl"
-    assert "no target examples" in query(own_index, empty, "-k", "5", "-o", out, ok=False).output
+    said = query(own_index, empty, "-k", "5", "-o", out, ok=False).output
+    assert f'{empty}: no target examples found (records need a "text" field)' in said and "[" not in said
     notext = tmp_path / "notext.jsonl"
     notext.write_text('{"question": "why?"}\n')
     assert "line 1" in query(own_index, notext, "-k", "5", "-o", out, ok=False).output
@@ -243,6 +244,18 @@ def test_bad_input_is_refused_without_output(own_index, tmp_path, demo_corpus):
     (own_index / "manifest.json").write_text("{broken")
     assert "damaged" in query(own_index, demo_corpus / "targets.jsonl", "-k", "5", "-o", out, ok=False).output
     assert not out.exists()
+
+
+def test_targets_of_several_splits_need_one_chosen(demo_index, demo_corpus, tmp_path):
+    records = (demo_corpus / "targets.jsonl").read_text().splitlines(keepends=True)
+    folder = tmp_path / "targets"
+    folder.mkdir()
+    (folder / "validation.jsonl").write_text("".join(records[:4]))
+    (folder / "test.jsonl").write_text("".join(records[4:]))
+    said = query(demo_index, folder, "-k", "5", ok=False).output
+    assert f"{folder}: the corpus holds several splits (test, validation): choose one with --split NAME" in said
+    picked = rows(query(demo_index, folder, "-k", "5", "--split", "validation").output)
+    assert len(picked) == 5 and {r["target"] for r in picked} <= {json.loads(r)["target"] for r in records[:4]}
 
 
 def test_a_different_backbone_is_refused(own_index, demo_corpus):

@@ -159,7 +159,7 @@ def test_files_are_on_disk_before_they_are_renamed(tmp_path, monkeypatch):
 @pytest.mark.parametrize("option, differs", [
     (("--top-k", "10"), "settings.top_k: 20, now 10"),
     (("--max-length", "60"), "settings.max_length: 120, now 60"),
-    (("--neuron-type", "att_o"), "settings.neuron_types: ['fwd_up'], now ['att_o']"),
+    (("--neuron-type", "att_o"), "settings.neuron_types: fwd_up, now att_o"),
     (("--faiss", "SQ4"), "vectors.faiss: PQ512x4fs, now SQ4"),
     (("--sketch-dim", "256"), "vectors.sketch dim: 2048, now 256"),
 ])
