@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from nagindex.cli import main
 from nagindex.corpus import find_files, read_records
-from nagindex.progress import CorpusBar
+from nagindex.progress import CorpusBar, shown
 
 
 def invoke(*args):
@@ -93,6 +93,13 @@ def test_quiet_shows_no_progress(tiny_model, demo, tmp_path):
     # What is left is the result itself: one line for the build, the summary for a query.
     assert len(built.stderr.splitlines()) == 1
     assert "selected 8 rows" in queried.stderr and len(queried.stdout.splitlines()) == 8
+
+
+def test_quiet_lasts_one_command_even_one_refused(demo):
+    for args in (["-q", "build", demo / "corpus", "--shard", "3/2"], ["build", demo / "corpus", "-q", "--shard", "3/2"]):
+        refused = CliRunner().invoke(main, [str(a) for a in args])
+        assert refused.exit_code == 2 and "'3/2': write i/N" in refused.output
+        assert shown()       # the next command in this process shows its progress again
 
 
 @pytest.mark.parametrize("before", [True, False], ids=["before the command", "after it"])

@@ -9,8 +9,7 @@ import click
 import cloup
 
 from ..errors import NagindexError
-from . import analyses, build, inspect, query
-from .options import verbosity
+from . import analyses, build, inspect, options, query
 
 
 class _Group(cloup.Group):
@@ -26,14 +25,16 @@ class _Group(cloup.Group):
 @cloup.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100,
                                           "align_option_groups": False})
 @click.version_option(package_name="nagindex")
-@verbosity
-def main():
+@options.verbosity_flags
+@click.pass_context
+def main(ctx, quiet: bool, verbose: bool):
     """Select pretraining data for a target task with Neuron-Activated Graphs.
 
     \b
     nagindex build corpus/                  # once: run the backbone over the pool
     nagindex query targets.jsonl -k 1M      # per task: rank the pool, keep the best
     """
+    ctx.with_resource(options.told(quiet, verbose))
 
 
 main.section("Build an index, once per pool", build.build_command, build.merge_command, inspect.info_command,

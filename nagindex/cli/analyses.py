@@ -52,7 +52,7 @@ def explain_command(targets, index, layers, top_k, neuron_type, power, weighting
 @cloup.command("ablate")
 @click.argument("targets", nargs=-1, required=True)
 @options.read_index
-@click.option("--neuron-type", default=None, help="Neuron type among those the index holds [default: the first].")
+@options.neuron_type
 @click.option("--layers", default="all", show_default=True, help="Layers whose neurons are zeroed: all, last, 0-14, ...")
 @click.option("--per-layer", type=click.IntRange(min=1), default=None, help="Neurons zeroed in each layer [default: the index's K].")
 @click.option("--weighting", type=click.Choice(WEIGHTINGS), default="paper", show_default=True,

@@ -1,8 +1,11 @@
 """The options several commands share, declared once so that each means the same wherever it appears."""
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import re
+from collections.abc import Iterator
 
 import click
 
@@ -23,35 +26,45 @@ def as_json(what: str):
     return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON.")
 
 
-def _verbose(ctx, param, value):
-    """``-v``, before the command or after it: log lines above the progress bars, each step timed."""
-    if value:
-        from tqdm.contrib.logging import logging_redirect_tqdm
+@contextlib.contextmanager
+def told(quiet: bool, verbose: bool) -> Iterator[None]:
+    """Progress shown unless ``quiet`` (or quiet already); with ``verbose``, each step logged and timed.
 
-        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
-        root = logging.getLogger()
-        ctx.call_on_close(lambda level=root.level: root.setLevel(level))
-        root.setLevel(logging.INFO)
-        # Log lines go above a progress bar, not through it.
-        ctx.with_resource(logging_redirect_tqdm())
-    return value
+    A scope, not a setting: what was shown and logged before comes back after,
+    even when the command line fails to parse.
+    """
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from ..progress import showing, shown
+
+    with contextlib.ExitStack() as stack:
+        if verbose:
+            logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+            root = logging.getLogger()
+            stack.callback(root.setLevel, root.level)
+            root.setLevel(logging.INFO)
+            # Log lines go above a progress bar, not through it.
+            stack.enter_context(logging_redirect_tqdm())
+        stack.enter_context(showing(shown() and not quiet))
+        yield
 
 
-def _quiet(ctx, param, value):
-    """``-q``, before the command or after it: no progress lines or bars."""
-    if value:
-        from ..progress import showing
-
-        ctx.with_resource(showing(False))
-    return value
+def verbosity_flags(f):
+    """``-q/--quiet`` and ``-v/--verbose`` as parameters ``quiet`` and ``verbose`` of ``f``."""
+    f = click.option("-q", "--quiet", is_flag=True,
+                     help="No progress lines or bars on stderr (the results are still told).")(f)
+    return click.option("-v", "--verbose", is_flag=True,
+                        help="Log what happens, step by step, with the time of each step.")(f)
 
 
 def verbosity(f):
-    """``-q/--quiet`` and ``-v/--verbose``, taken by the group and by every command alike."""
-    f = click.option("-q", "--quiet", is_flag=True, callback=_quiet, expose_value=False, is_eager=True,
-                     help="No progress lines or bars on stderr (the results are still told).")(f)
-    return click.option("-v", "--verbose", is_flag=True, callback=_verbose, expose_value=False, is_eager=True,
-                        help="Log what happens, step by step, with the time of each step.")(f)
+    """``-q`` and ``-v`` of a command, the same as the group's: they hold while the command runs."""
+    @functools.wraps(f)
+    def run(*args, quiet: bool, verbose: bool, **kwargs):
+        with told(quiet, verbose):
+            return f(*args, **kwargs)
+
+    return verbosity_flags(run)
 
 
 def shard(ctx, param, value):
