@@ -124,12 +124,13 @@ def warm(index: Path) -> None:
 
 # -- one way of selecting, in its own process ---------------------------------------
 
-def synthetic_selector(index: Path, target_codes: Path) -> tuple[Selector, Targets]:
-    """A selector over ``index`` whose targets are the synthetic examples of ``target_codes``, kernels ready."""
+def synthetic_selector(index: Path, target_codes: Path, engine: str = "local") -> tuple[Selector, Targets]:
+    """A selector over ``index`` (on ``engine``) whose targets are the synthetic examples of ``target_codes``,
+    kernels ready."""
     codes = np.load(target_codes)
     targets = Targets([f"example {i}" for i in range(len(codes))],
                       [f"topic-{t}" for t in TARGET_TOPICS for _ in range(EXAMPLES)])
-    selector = Selector(index, device="cpu")
+    selector = Selector(index, device="cpu", engine=engine)
     selector.target_codes = lambda texts: {NEURON_TYPE: codes}
     selector.profiles(targets).score(codes[:1])          # the kernels compiled or loaded, outside the timing
     return selector, targets
