@@ -136,6 +136,10 @@ def load_backbone(spec: str | None = None, device: str | None = None, dtype: str
     elif Path(spec).is_dir():
         directory = Path(spec)
         identity = None
+    elif _path_like(str(spec)):
+        what = "a file, neither a model folder nor a .gguf file" if Path(spec).exists() else "no such folder"
+        raise NagindexError(f"--model {spec}: {what} (a model is a folder that transformers loads, a .gguf file, "
+                            "or a hub id such as HuggingFaceTB/SmolLM2-135M-Instruct)")
     else:
         directory = _hub_snapshot(spec)
         identity = None
@@ -242,6 +246,11 @@ def _dequantize(path: Path, name: str, target: Path) -> Identity:
         tokenizer.save_pretrained(tmp)
         write_json(tmp / "identity.json", identity.as_dict())
     return identity
+
+
+def _path_like(spec: str) -> bool:
+    """Whether ``spec`` can only mean a local path: a hub id is ``name`` or ``namespace/name``."""
+    return Path(spec).exists() or spec.startswith(("/", ".", "~")) or spec.count("/") > 1 or "\\" in spec
 
 
 def _hub_snapshot(repo_id: str) -> Path:

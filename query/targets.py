@@ -71,7 +71,7 @@ def read_targets(spec, text_field: str = "text", target_field: str = TARGET_FIEL
     named = spec if isinstance(spec, (str, os.PathLike)) else ", ".join(map(str, spec))
     files = find_files(spec)
     try:
-        files = choose_split(files, split)
+        files = choose_split(files, split, what="targets")
     except InputError as e:
         raise InputError(f"{named}: {e}") from None
     template = Template(template) if isinstance(template, str) else template

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -51,6 +52,16 @@ def test_a_model_folder_never_runs_its_own_code(tiny_model, tmp_path, where):
         assert str(folder) in result.output and "never runs" in result.output
     else:                           # the tokenizer transformers has is used instead
         assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("spec, said", [("{tmp}/no/such/model", "no such folder"),
+                                         ("./missing-model", "no such folder"),
+                                         ("{tmp}/weights.bin", "a file, neither a model folder nor a .gguf file")])
+def test_a_model_path_that_is_no_model_is_named_without_asking_the_hub(tmp_path, spec, said):
+    (tmp_path / "weights.bin").write_bytes(b"0")
+    spec = spec.format(tmp=tmp_path)
+    with pytest.raises(NagindexError, match=rf"^--model {re.escape(spec)}: {said} \(a model is a folder"):
+        load_backbone(spec)
 
 
 def test_pickle_only_weights_are_refused_in_one_line(tiny_model, tmp_path):

@@ -253,7 +253,8 @@ def test_targets_of_several_splits_need_one_chosen(demo_index, demo_corpus, tmp_
     (folder / "validation.jsonl").write_text("".join(records[:4]))
     (folder / "test.jsonl").write_text("".join(records[4:]))
     said = query(demo_index, folder, "-k", "5", ok=False).output
-    assert f"{folder}: the corpus holds several splits (test, validation): choose one with --split NAME" in said
+    assert f"{folder}: the targets hold several splits (test, validation): choose one with --split NAME" in said
+    assert "--append" not in said
     picked = rows(query(demo_index, folder, "-k", "5", "--split", "validation").output)
     assert len(picked) == 5 and {r["target"] for r in picked} <= {json.loads(r)["target"] for r in records[:4]}
 

@@ -16,23 +16,25 @@ _SHARD_OF_SPLIT = re.compile(r"^(\w+(?:\.\w+)*?)-\d{5}-of-\d{5}")
 _SPLIT_WORD = re.compile(r"^(train|training|validation|valid|val|dev|test|testing|eval|evaluation)(?:$|[-._ 0-9])")
 
 
-def choose_split(files: Sequence[Location], split: str | None) -> list[Location]:
+def choose_split(files: Sequence[Location], split: str | None, what: str = "corpus") -> list[Location]:
     """The files of one split, in their order.
 
     Args:
         files: the corpus files, as :func:`~nagindex.corpus.find_files` lists them.
         split: the split to keep; None keeps all files, and is an error where they hold several splits.
+        what: what the files are, in errors: ``"corpus"`` (whose other splits can be appended) or ``"targets"``.
     """
     of = _splits(files)
     found = sorted({s for s in of.values() if s is not None})
     if split is None:
         if len(found) > 1:
-            raise InputError(f"the corpus holds several splits ({', '.join(found)}): choose one with --split NAME "
-                             "(and --append the others, if the index should hold them all)")
+            also = " (and --append the others, if the index should hold them all)" if what == "corpus" else ""
+            raise InputError(f"the {what} hold{'s' if what == 'corpus' else ''} several splits ({', '.join(found)}): "
+                             f"choose one with --split NAME{also}")
         return list(files)
     chosen = [f for f in files if of[f] == split]
     if not chosen:
-        raise InputError(f"--split {split}: no such split in the corpus (splits found: {', '.join(found) or 'none'})")
+        raise InputError(f"--split {split}: no such split in the {what} (splits found: {', '.join(found) or 'none'})")
     return chosen
 
 
