@@ -18,7 +18,7 @@ FAST = Recipe(learning_rate=2e-3, epochs=2, batch_size=4, sequence_length=32)
 @pytest.fixture(scope="module")
 def results(demo_index, demo_corpus):
     return proxy(Selector(demo_index), read_targets(demo_corpus / "targets.jsonl"), BUDGETS,
-                 ["paper", "classifier", "random", "bm25", "embedding", "heldout"], seeds=2, recipe=FAST,
+                 ["auto", "paper", "classifier", "random", "bm25", "embedding", "heldout"], seeds=2, recipe=FAST,
                  progress=False)
 
 
@@ -70,6 +70,15 @@ def test_each_interval_holds_its_paired_gain(results):
     assert each[0].low < each[0].estimate < each[0].high and mean.low < 0.25 < mean.high
     one, _ = paired_intervals(np.array([[0.1, 0.3]]))
     assert one[0].low == one[0].estimate == one[0].high == 0.1
+
+
+def test_auto_is_trained_as_the_query_would_choose_it(results):
+    # The demo's tasks keep 6 examples each to choose with, fewer than auto's folds need: it falls back to paper,
+    # selects what paper selects, and says so.
+    for r in results:
+        assert r.chosen == {"science_qa": "paper", "word_problems": "paper"}
+        assert r.trained["auto"] == r.trained["paper"]
+        assert "auto chose paper" in format_tables([r])
 
 
 def test_the_table_shows_every_budget_method_and_interval(results):

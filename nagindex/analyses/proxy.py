@@ -11,7 +11,10 @@ The target's examples are split as ``nagindex ablate`` splits them: every
 second example of each task is held out for the loss, the others choose the
 data. The methods:
 
-- each NAG weighting (``paper``, ``idf``, ``classifier``), from the index;
+- each NAG weighting (``paper``, ``idf``, ``classifier``), from the index, and
+  ``auto``, the query's default, choosing among them per task from the
+  examples that choose the data (docs/design.md §1.3; the result records what
+  it chose);
 - ``random``: a uniform sample of the pool under the same budget, the floor
   every gain is measured against;
 - ``bm25``: BM25 over the pool's texts, read back from the corpus;
@@ -49,7 +52,8 @@ import numpy as np
 
 from nagindex.errors import NagindexError
 from query.budget import Budget
-from query.profile import WEIGHTINGS, ScoreSpec
+from nagindex.settings import SELECTION_WEIGHTINGS
+from query.profile import ScoreSpec
 from query.select import pick
 from query.selector import Selector
 from query.targets import Targets
@@ -60,8 +64,8 @@ from .bootstrap import LEVEL, Interval, paired_intervals
 from .proxy_train import Trainer, load_proxy
 
 BASELINES = ("random", "bm25", "embedding", "heldout")
-METHODS = WEIGHTINGS + BASELINES
-DEFAULT_METHODS = ("paper", "classifier", "idf", "random", "bm25", "embedding")
+METHODS = SELECTION_WEIGHTINGS + BASELINES
+DEFAULT_METHODS = ("auto", "paper", "classifier", "idf", "random", "bm25", "embedding")
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,7 @@ class ProxyResult:
     trained_tokens: int = 0                      # this budget's, over all runs and epochs
     precision: str = "float32"                   # "bfloat16 autocast" or "float32"
     notes: list[str] = field(default_factory=list)
+    chosen: dict[str, str] = field(default_factory=dict)   # target -> the weighting auto chose (with auto)
 
     def gains(self, method: str) -> np.ndarray:
         """Held-out loss lowered beyond random's (positive: better than random), shape (seeds, targets)."""
@@ -150,7 +155,7 @@ def proxy(selector: Selector, targets: Targets, tokens: list[int], methods=DEFAU
     chooser, held_out = split_targets(targets)
     names = list(chooser.groups())
     held = {n: [held_out.texts[i] for i in rows] for n, rows in held_out.groups().items()}
-    picks = _selections(selector, chooser, held, methods, budgets, seeds, recipe, spec, embedding_model)
+    picks, chosen = _selections(selector, chooser, held, methods, budgets, seeds, recipe, spec, embedding_model)
 
     model, tokenizer, label = load_proxy(selector.model or selector.index.backbone["name"], proxy_model, device)
     trainer = Trainer(model, tokenizer, recipe)
@@ -173,19 +178,21 @@ def proxy(selector: Selector, targets: Targets, tokens: list[int], methods=DEFAU
     seconds = time.perf_counter() - started
     return [ProxyResult(label, b, seeds, recipe, names, methods, {t: len(held[t]) for t in names}, before, after[b],
                         {m: {t: sum(map(len, sequences[b][m][t][0])) for t in names} for m in methods}, seconds,
-                        per_budget[b], trainer.precision) for b in budgets]
+                        per_budget[b], trainer.precision, chosen=chosen) for b in budgets]
 
 
 def _selections(selector: Selector, chooser: Targets, held: dict[str, list[str]], methods: list[str],
                 budgets: list[int], seeds: int, recipe: Recipe, spec: ScoreSpec, embedding_model: str | None
-                ) -> dict[int, dict[str, dict[str, list[list[str]]]]]:
-    """budget -> method -> target -> the texts to train on, per seed (the same texts but for random)."""
+                ) -> tuple[dict[int, dict[str, dict[str, list[list[str]]]]], dict[str, str]]:
+    """budget -> method -> target -> the texts to train on, per seed (the same texts but for random);
+    and target -> the weighting ``auto`` chose, where it is a method."""
     index = selector.index
     counted = np.minimum(index.tokens, recipe.sequence_length) if not recipe.pack else index.tokens
     names = list(chooser.groups())
     groups = {n: [chooser.texts[i] for i in rows] for n, rows in chooser.groups().items()}
     pool: list[str] | None = None
     rankings: dict[str, dict[str, list[np.ndarray]]] = {}     # method -> target -> distances (random: per seed)
+    chosen: dict[str, str] = {}
     for method in methods:
         if method == "heldout":
             continue
@@ -193,9 +200,10 @@ def _selections(selector: Selector, chooser: Targets, held: dict[str, list[str]]
             rankings[method] = {t: [np.random.default_rng([seed, m]).permutation(index.documents).astype(np.float64)
                                     for seed in range(seeds)] for m, t in enumerate(names)}
             continue
-        if method in WEIGHTINGS:
-            weighted = replace(spec, weighting=method)
-            scores = selector.similarities(selector.profiles(chooser, weighted), spec.neuron_type)
+        if method in SELECTION_WEIGHTINGS:
+            profiles = selector.profiles(chooser, replace(spec, weighting=method))
+            chosen.update({c["target"]: c["weighting"] for c in profiles.choices or []})
+            scores = selector.similarities(profiles, spec.neuron_type)
         else:
             pool = pool if pool is not None else selector.texts(np.arange(index.documents))
             if method == "bm25":
@@ -213,7 +221,7 @@ def _selections(selector: Selector, chooser: Targets, held: dict[str, list[str]]
                        for t, per_seed in rankings[m].items()}) for m in methods}
     # A selection fixed by the targets is the same texts in every seed's order.
     return {b: {m: {t: per if len(per) == seeds else per * seeds for t, per in by_target.items()}
-                for m, by_target in by_method.items()} for b, by_method in out.items()}
+                for m, by_target in by_method.items()} for b, by_method in out.items()}, chosen
 
 
 def _repeat(texts: list[str], tokens: int, selector: Selector) -> list[str]:
@@ -250,8 +258,9 @@ def format_table(result: ProxyResult) -> str:
             before = float(np.mean(list(r.before.values())))
             lines += ["", f"== mean over {len(r.targets)} targets (loss before training {before:.4f})"]
         else:
+            chose = f"; auto chose {r.chosen[target]}" if target in r.chosen else ""
             lines += ["", f"== {target} ({r.held_out[target]} held-out examples; loss before training "
-                          f"{r.before[target]:.4f})"]
+                          f"{r.before[target]:.4f}{chose})"]
         lines.append(f"{'method':<12}{'loss':>18}{'gain over random [95%]':>32}"
                      + (f"{'tokens':>9}" if target != "mean" else ""))
         for m in r.methods:

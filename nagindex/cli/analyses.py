@@ -53,7 +53,7 @@ def explain_command(targets, index, layers, top_k, neuron_type, power, weighting
 @click.argument("targets", nargs=-1, required=True)
 @options.read_index
 @options.neuron_type
-@click.option("--layers", default="all", show_default=True, help="Layers whose neurons are zeroed: all, last, 0-14, ...")
+@options.layers("Layers whose neurons are zeroed: all, last, 0-14, ...")
 @click.option("--per-layer", type=click.IntRange(min=1), default=None, help="Neurons zeroed in each layer [default: the index's K].")
 @click.option("--weighting", type=click.Choice(WEIGHTINGS), default="paper", show_default=True,
               help="Which neurons: paper: the most frequent in the target's NAGs; idf: the most frequent relative "
@@ -90,12 +90,12 @@ def ablate_command(targets, index, neuron_type, layers, per_layer, weighting, se
 
 @cloup.command("proxy")
 @click.argument("targets", nargs=-1, required=True)
-@click.option("-i", "--index", type=click.Path(path_type=Path), default=None, help=options.INDEX_HELP)
+@options.read_index
 @click.option("--tokens", default="50K", show_default=True,
               help="Selected tokens each method trains on, per target; comma separated to sweep budgets (1K,3K,10K).")
 @click.option("--methods", default="paper,classifier,idf,random,bm25,embedding", show_default=True,
-              help="Comma separated: paper, idf, classifier (NAG weightings), random, bm25, embedding, and heldout "
-                   "(the held-out examples themselves: a ceiling).")
+              help="Comma separated: auto, paper, idf, classifier (NAG weightings), random, bm25, embedding, and "
+                   "heldout (the held-out examples themselves: a ceiling).")
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
               help="Seeds, each drawing the random sample and the training order of every method; gains are "
                    "paired by seed, with 95% bootstrap intervals.")
@@ -108,12 +108,10 @@ def ablate_command(targets, index, neuron_type, layers, per_layer, weighting, se
               help="Tokens per training sequence (documents are packed into blocks of this length).")
 @click.option("--batch-size", default=4, show_default=True, help="Sequences (blocks) per step.")
 @click.option("--warmup", default=0.1, show_default=True, help="Share of the steps with a rising learning rate.")
-@click.option("--layers", default="all", show_default=True, help="Layers the NAG weightings score.")
-@click.option("--top-k", type=click.IntRange(min=1), default=None,
-              help="NAG weightings: the first K' <= K neurons of each layer.")
-@click.option("--neuron-type", default=None, help="Neuron type among those the index holds [default: the first].")
-@click.option("--negatives", type=click.IntRange(min=1), default=None,
-              help="classifier: pool documents sampled as negatives [default: 4096].")
+@options.layers("Layers the NAG weightings score.")
+@options.top_k("NAG weightings: the first K' <= K neurons of each layer.")
+@options.neuron_type
+@options.negatives
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
               help="Also draw each method's gain over random with its interval into this PNG.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

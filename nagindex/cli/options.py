@@ -88,11 +88,27 @@ def byte_size(ctx, param, value):
     return int(m[1]) * _UNITS[m[2] if m[2] in _UNITS else m[2] + "B"]
 
 
+def layers(help: str = "Layers to score: all, last, 0-14, 3,7,9 ..."):
+    """``--layers``: which of the index's layers count."""
+    return click.option("--layers", default="all", show_default=True, help=help)
+
+
+def top_k(help: str = "Use only the first K' <= K neurons of each layer."):
+    """``--top-k``: a prefix of each layer's stored neurons (they are stored by descending impact)."""
+    return click.option("--top-k", type=click.IntRange(min=1), default=None, help=help)
+
+
+#: ``--negatives``: the classifier's pool sample.
+negatives = click.option("--negatives", type=click.IntRange(min=1), default=None,
+                         help="classifier: pool documents sampled uniformly as negatives [default: 4096; "
+                              "auto: at most 1024].")
+
+
 def scoring(top_k_help: str = "Use only the first K' <= K neurons of each layer."):
     """The options that say how documents are scored, shared by the commands that score."""
     return (
-        click.option("--layers", default="all", show_default=True, help="Layers to score: all, last, 0-14, 3,7,9 ..."),
-        click.option("--top-k", type=click.IntRange(min=1), default=None, help=top_k_help),
+        layers(),
+        top_k(top_k_help),
         neuron_type,
         click.option("--power", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
                      help="Raise profile weights to this power (renormalised)."),
@@ -101,9 +117,7 @@ def scoring(top_k_help: str = "Use only the first K' <= K neurons of each layer.
                           "classifier: logistic regression of the target against a sample of the pool; "
                           "auto: per task, the one of these or of their pairwise fusions that ranks held-out "
                           "target examples highest among a pool sample (paper under 8 examples)."),
-        click.option("--negatives", type=click.IntRange(min=1), default=None,
-                     help="classifier: pool documents sampled uniformly as negatives [default: 4096; "
-                          "auto: at most 1024]."),
+        negatives,
         click.option("--negatives-seed", type=int, default=0, show_default=True,
                      help="classifier and auto: seed of the pool sample (auto: and of its folds)."),
     )
