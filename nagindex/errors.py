@@ -17,6 +17,10 @@ class IndexStateError(NagindexError):
     """An index that is missing, unfinished, damaged or incompatible."""
 
 
+class Unreachable(NagindexError):
+    """Storage that a connection to failed: nothing is wrong with the data, and a rerun once it is back resumes."""
+
+
 class CodeOutOfRange(ValueError):
     """A stored code names a neuron the backbone does not have: the codes are damaged.
 
