@@ -122,3 +122,115 @@ def test_a_storage_gone_mid_build_is_named_and_the_rerun_once_it_is_back_writes_
     assert shard["files"] == json.loads((tmp_path / "reference.index" / "shards" / "00000" / "shard.json")
                                         .read_text())["files"]
     assert shard["skipped"] == 0 and verify(index).ok
+
+
+PAGE = 4096
+
+
+def _pages(size: int) -> int:
+    """The bytes a file of ``size`` bytes takes on tmpfs: whole pages."""
+    return -(-size // PAGE) * PAGE
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real file system of 8 MiB (tmpfs), and ``fill(leave)``: a ballast file that leaves ``leave`` bytes free.
+
+    The kernel itself then answers a write past the end with ENOSPC, whatever library makes it.
+    """
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a size-limited tmpfs here ({mounted.stderr.strip()}); mounting needs root "
+                    "(CAP_SYS_ADMIN), and a full file system cannot be had otherwise without one")
+    ballast = disk / "ballast"
+
+    def fill(leave: int) -> None:
+        st = os.statvfs(disk)
+        fd = os.open(ballast, os.O_WRONLY | os.O_CREAT)
+        try:
+            os.posix_fallocate(fd, 0, st.f_bavail * st.f_frsize - leave)
+        finally:
+            os.close(fd)
+
+    yield disk, fill, lambda: ballast.unlink()
+    subprocess.run(["umount", "--lazy", str(disk)], check=True)
+
+
+def _same(a: Path, b: Path) -> bool:
+    got, want = snapshot(a), snapshot(b)
+    return got["ids"] == want["ids"] and got["tokens"] == want["tokens"] and (got["codes"] == want["codes"]).all()
+
+
+def test_a_disk_full_during_an_append_window_is_named_and_harms_nothing(tiny_model, demo_corpus, small_disk, tmp_path):
+    disk, fill, free = small_disk
+    files = sorted(p for p in (demo_corpus / "corpus").rglob("*") if p.is_file())
+    common = ("--model", tiny_model, "--window", "4", "--quiet")
+    reference, index = tmp_path / "reference.index", disk / "full.index"
+    for path in (reference, index):
+        run("build", *files[0::2], "-o", path, *common)
+    before = snapshot(index)
+    run("build", *files[1::2], "-o", reference, "--append", *common)
+
+    fill(leave=6 * PAGE)                    # the plan, the lock's record and a window or so
+    args = _cli("build", *files[1::2], "-o", index, "--append", *common)
+    failed = subprocess.run(args, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
+    assert re.search(rf"Error: {index}/shards/00001\.partial/part-\d{{6}}\.h5: no space left on device "
+                     r"\([\d,]+ bytes free of [\d,]+ on its file system\)", failed.stderr), failed.stderr
+    # The index as it was: the same documents and codes, every checksum right, nothing half written.
+    after = snapshot(index)
+    assert after["ids"] == before["ids"] and (after["codes"] == before["codes"]).all()
+    assert verify(index).ok and not _leftovers(index)
+
+    free()
+    run("build", *files[1::2], "-o", index, "--append", *common)
+    assert _same(index, reference) and verify(index).ok
+
+
+@pytest.mark.parametrize("stored", ["codes.h5", "vectors.faiss"])
+def test_a_disk_full_while_a_build_joins_its_windows_is_named_and_the_rerun_completes(
+        tiny_model, demo_corpus, small_disk, tmp_path, stored):
+    disk, fill, free = small_disk
+    common = ("--model", tiny_model, "--window", "1000", "--quiet")    # one window: its part, then the shard's files
+    reference, index = tmp_path / "reference.index", disk / "full.index"
+    run("build", demo_corpus / "corpus", "-o", reference, *common)
+    codes, vectors = (_pages((reference / "shards" / "00000" / name).stat().st_size)
+                      for name in ("codes.h5", "vectors.faiss"))
+    # Room for the plan, the lock's record and the window's part (the codes and their ids), then half of the file.
+    fill(leave=4 * PAGE + codes + (codes // 2 if stored == "codes.h5" else codes + vectors // 2))
+    args = _cli("build", demo_corpus / "corpus", "-o", index, *common)
+    failed = subprocess.run(args, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
+    assert f"Error: {index}/shards/00000.partial/{stored}: no space left on device" in failed.stderr
+    # The window's part is kept, for the rerun to start from; no index is claimed, nothing is half written.
+    assert (index / "shards" / "00000.partial" / "part-000000.h5").is_file()
+    assert not (index / "manifest.json").exists() and not _leftovers(index)
+
+    free()
+    run("build", demo_corpus / "corpus", "-o", index, *common)
+    assert _same(index, reference) and verify(index).ok
+
+
+def test_a_disk_full_during_a_merge_is_named_and_the_merge_rerun_once_there_is_room(
+        tiny_model, demo_corpus, small_disk, tmp_path):
+    disk, fill, free = small_disk
+    reference, index = tmp_path / "reference.index", disk / "full.index"
+    for path in (reference, index):
+        for i in range(2):
+            run("build", demo_corpus / "corpus", "-o", path, "--shard", f"{i}/2", "--model", tiny_model, "--quiet")
+    run("merge", reference)
+    parts = {p: p.read_bytes() for p in (index / "shards").rglob("*") if p.is_file()}
+
+    fill(leave=PAGE)                        # the lock's record, and no room for the manifest
+    failed = subprocess.run(_cli("merge", index), stderr=subprocess.PIPE, text=True, timeout=300)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
+    assert f"Error: {index}/manifest.json: no space left on device" in failed.stderr
+    assert not (index / "manifest.json").exists() and not _leftovers(index)
+    assert {p: p.read_bytes() for p in (index / "shards").rglob("*") if p.is_file()} == parts
+
+    free()
+    run("merge", index)
+    assert _same(index, reference) and verify(index).ok
