@@ -123,6 +123,12 @@ def test_a_storage_gone_mid_build_is_named_and_the_rerun_once_it_is_back_writes_
                                         .read_text())["files"]
     assert shard["skipped"] == 0 and verify(index).ok
 
+    # Texts fetched back from storage that has gone: named as well.
+    stop()
+    fetched = run("query", demo_corpus / "targets.jsonl", "-i", index, "-k", "5", "--with-text", ok=False)
+    assert fetched.exit_code == 1 and re.search(rf"Error: {bucket}/part-\d+\.jsonl: cannot reach it, the "
+                                                r"connection failed", fetched.output), fetched.output
+
 
 PAGE = 4096
 
@@ -224,6 +230,10 @@ def test_a_disk_full_during_a_merge_is_named_and_the_merge_rerun_once_there_is_r
     run("merge", reference)
     parts = {p: p.read_bytes() for p in (index / "shards").rglob("*") if p.is_file()}
 
+    fill(leave=0)                           # no room for the lock's record: the lock is left free
+    refused = run("merge", index, ok=False)
+    assert f"Error: {index}/locks/index.json: no space left on device" in refused.output
+    free()
     fill(leave=PAGE)                        # the lock's record, and no room for the manifest
     failed = subprocess.run(_cli("merge", index), stderr=subprocess.PIPE, text=True, timeout=300)
     assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
