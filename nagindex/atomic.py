@@ -6,16 +6,24 @@ place, which POSIX makes atomic within one file system. The temporary file (or
 every file of a temporary directory) is flushed to disk before the rename and
 the directory after it, so a crash of the machine, not only of the process,
 leaves the old content or the new, whoever wrote the file (json, h5py, FAISS).
+A write that finds its file system full is one line naming the file
+(:class:`~nagindex.errors.DiskFull`), whichever library was writing it.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
 import shutil
 from pathlib import Path
 
+from .errors import DiskFull
+
+# How a write into a full file system fails: OSError's errno, or (FAISS, which gives none) its message.
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_FULL_MESSAGES = tuple(os.strerror(e) for e in _FULL)
 # What ``atomic_path`` leaves behind when its process is killed: ``.NAME.tmp-PID`` and ``.NAME.old-PID``.
 LEFTOVER = re.compile(r"\..+\.(tmp|old)-\d+")
 
@@ -30,21 +38,45 @@ def atomic_path(path: str | os.PathLike):
     path = Path(path)
     tmp = _tmp_name(path)
     try:
-        yield tmp
-        fsync_tree(tmp)
-        if tmp.is_dir() and path.is_dir():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
-        fsync_dir(path.parent)
+        with _told_if_full(path, tmp):
+            yield tmp
+            fsync_tree(tmp)
+            if tmp.is_dir() and path.is_dir():
+                old = path.with_name(f".{path.name}.old-{os.getpid()}")
+                path.rename(old)
+                tmp.rename(path)
+                shutil.rmtree(old)
+            else:
+                os.replace(tmp, path)
+            fsync_dir(path.parent)
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def _told_if_full(path: Path, tmp: Path):
+    """Turn a write of ``tmp`` that found the file system full into :class:`DiskFull` naming ``path``.
+
+    h5py reports it as an OSError with the errno, FAISS as a RuntimeError
+    whose message alone says it; anything else passes unchanged. The space
+    ``tmp`` took is given back at once, even while the library that wrote
+    it still holds it open, so the disk is no fuller than before the write.
+    """
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        if getattr(err, "errno", None) not in _FULL and not any(m in str(err) for m in _FULL_MESSAGES):
+            raise
+        for p in [tmp, *tmp.rglob("*")] if tmp.exists() else ():
+            if p.is_file():
+                os.truncate(p, 0)
+        usage = shutil.disk_usage(path.parent)
+        raise DiskFull(f"{path}: no space left on device ({usage.free:,} bytes free of {usage.total:,} on its "
+                       "file system); what was written before is kept: free some space and rerun the same "
+                       "command to go on") from None
 
 
 def rename_durably(src: Path, dst: Path) -> None:

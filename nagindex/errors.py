@@ -17,6 +17,14 @@ class IndexStateError(NagindexError):
     """An index that is missing, unfinished, damaged or incompatible."""
 
 
+class Unreachable(NagindexError):
+    """Storage that a connection to failed: nothing is wrong with the data, and a rerun once it is back resumes."""
+
+
+class DiskFull(NagindexError):
+    """A file that its file system had no room for: what was written before it is kept, and a rerun resumes."""
+
+
 class CodeOutOfRange(ValueError):
     """A stored code names a neuron the backbone does not have: the codes are damaged.
 

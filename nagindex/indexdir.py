@@ -305,11 +305,15 @@ class Lock:
             holder = self.holder()
             who = describe_holder(holder) if holder else "another process"
             raise IndexStateError(f"{self.what} is being written by {who}; wait for it to finish") from None
-        # A holder killed while writing its record left a temporary copy; only this lock's holder writes it.
-        remove_leftovers(self.record.parent, of=self.record.name)
-        write_json(self.record, {"pid": os.getpid(), "host": socket.gethostname(),
-                                 "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-                                 "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")})
+        try:
+            # A holder killed while writing its record left a temporary copy; only this lock's holder writes it.
+            remove_leftovers(self.record.parent, of=self.record.name)
+            write_json(self.record, {"pid": os.getpid(), "host": socket.gethostname(),
+                                     "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+                                     "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")})
+        except BaseException:
+            self._lock.release()        # a record that cannot be written (a full disk) leaves the lock free
+            raise
         return self
 
     def __exit__(self, *exc) -> None:

@@ -12,6 +12,7 @@ HDF5 and FAISS read local files, and an index is read many times.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -25,7 +26,7 @@ from typing import IO
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from .errors import InputError
+from .errors import InputError, Unreachable
 from .settings import cache_dir
 
 Location = Path | str
@@ -36,11 +37,37 @@ _TAGS = ("ETag", "etag", "md5Hash", "blob_id", "checksum", "crc32c")
 _TIMES = ("mtime", "LastModified", "last_modified", "updated", "modified")
 #: Bytes fetched per request when a remote file is read through.
 READ_BLOCK = 8 << 20
+# What fsspec's backends raise when a connection fails, by class name: they share no class (builtins,
+# botocore, aiohttp, requests), and none of them need be installed.
+_CONNECTION_FAILED = ("ConnectionError", "ClientConnectionError", "ClientPayloadError", "ConnectTimeoutError",
+                      "ReadTimeoutError", "TimeoutError")
 
 
 def is_url(item) -> bool:
     """Whether ``item`` names a file through fsspec rather than a local path."""
     return isinstance(item, str) and bool(_URL.match(item)) and not item.startswith("file://")
+
+
+def connection_failed(err: BaseException) -> bool:
+    """Whether ``err`` says that a connection to storage failed (the storage is down or out of reach)."""
+    return any(cls.__name__ in _CONNECTION_FAILED for cls in type(err).__mro__)
+
+
+@contextlib.contextmanager
+def reaching(loc: Location):
+    """Report a connection that fails inside the block as one line naming ``loc`` (:class:`Unreachable`).
+
+    A failed connection says nothing of the file: it is neither a bad record
+    to skip nor damage, and whatever a build wrote before it is kept.
+    """
+    try:
+        yield
+    except Exception as err:
+        if not connection_failed(err):
+            raise
+        detail = str(err).strip() or type(err).__name__
+        raise Unreachable(f"{loc}: cannot reach it, the connection failed ({detail}); nothing is wrong with the "
+                          "file: rerun the same command once its storage can be reached") from err
 
 
 def location(item: str | os.PathLike) -> Location:
@@ -65,7 +92,8 @@ def open_file(loc: Location, mode: str = "rb") -> IO:
     if not is_url(loc):
         return open(loc, mode)
     fs, path = filesystem(loc)
-    return fs.open(path, mode)
+    with reaching(loc):
+        return fs.open(path, mode)
 
 
 def open_input(loc: Location) -> IO[bytes]:
@@ -79,7 +107,8 @@ def open_input(loc: Location) -> IO[bytes]:
         return open(loc, "rb")
     fs, path = filesystem(loc)
     # Buffered as a local file is: fsspec's own readline() takes no size limit.
-    return io.BufferedReader(fs.open(path, "rb", block_size=READ_BLOCK, cache_type="readahead"))
+    with reaching(loc):
+        return io.BufferedReader(fs.open(path, "rb", block_size=READ_BLOCK, cache_type="readahead"))
 
 
 def info(loc: Location) -> dict:
@@ -95,7 +124,8 @@ def info(loc: Location) -> dict:
         return {"size": st.st_size, "mtime": st.st_mtime}
     fs, path = filesystem(loc)
     fs.invalidate_cache(path)
-    details = fs.info(path)
+    with reaching(loc):
+        details = fs.info(path)
     out = {"size": int(details.get("size") or 0)}
     stamp = next((details[k] for k in _TIMES if details.get(k) is not None), None)
     if stamp is not None:
@@ -118,21 +148,24 @@ def is_dir(loc: Location) -> bool:
     if not is_url(loc):
         return Path(loc).is_dir()
     fs, path = filesystem(loc)
-    return fs.isdir(path)
+    with reaching(loc):
+        return fs.isdir(path)
 
 
 def is_file(loc: Location) -> bool:
     if not is_url(loc):
         return Path(loc).is_file()
     fs, path = filesystem(loc)
-    return fs.isfile(path)
+    with reaching(loc):
+        return fs.isfile(path)
 
 
 def exists(loc: Location) -> bool:
     if not is_url(loc):
         return Path(loc).exists()
     fs, path = filesystem(loc)
-    return fs.exists(path)
+    with reaching(loc):
+        return fs.exists(path)
 
 
 def list_files(loc: Location) -> list[Location]:
@@ -153,7 +186,8 @@ def list_files(loc: Location) -> list[Location]:
     fs, path = filesystem(loc)
     base = path.rstrip("/")
     try:
-        found = fs.find(base)
+        with reaching(loc):
+            found = fs.find(base)
     except OSError as err:
         raise InputError(f"{loc}: cannot list the directory: {err}") from None
     return [fs.unstrip_protocol(p) for p in found
@@ -166,7 +200,8 @@ def glob(pattern: Location) -> list[Location]:
         import glob as stdlib_glob
         return [Path(p) for p in stdlib_glob.glob(str(pattern), recursive=True)]
     fs, path = filesystem(pattern)
-    return [fs.unstrip_protocol(p) for p in fs.glob(path)]
+    with reaching(pattern):
+        return [fs.unstrip_protocol(p) for p in fs.glob(path)]
 
 
 def name(loc: Location) -> str:

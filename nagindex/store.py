@@ -116,7 +116,10 @@ class StoreWriter:
 
     def __init__(self, path: str | Path, n: int, neurons: Mapping[str, int] | None = None):
         self.n, self.neurons = n, dict(neurons or {})
-        self._f = h5py.File(path, "w")
+        # No chunk cache: each block goes to disk as it is written, so a full disk fails that write, cleanly.
+        # HDF5 left to flush cached chunks when a dataset is closed crashes the process where that fails;
+        # the codes' chunks are larger than its default cache anyway.
+        self._f = h5py.File(path, "w", rdcc_nbytes=0)
         self._df: dict[str, np.ndarray] = {}
 
     def write(self, start: int, rows: Rows) -> None:

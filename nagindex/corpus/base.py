@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 from ..errors import InputError
-from ..storage import Location
+from ..storage import Location, connection_failed
 from ..template import Template
 from .records import MAX_RECORD_SIZE, Position, Record, Skipped, cannot_read, kind
 
@@ -134,6 +134,8 @@ class Reader:
 
     def lost(self, where: str, err: BaseException, read_until: str | None = None) -> None:
         """A file that cannot be read on from ``where``: what was read stays, the rest is missing."""
+        if connection_failed(err):
+            raise err           # not the file's fault: storage.reaching names it, and nothing is skipped
         if read_until is None:
             self.bad(where, cannot_read(err), rest_of_file=True)
         else:

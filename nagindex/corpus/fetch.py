@@ -99,7 +99,8 @@ def _fetched(paths: Sequence[Location], file_index: np.ndarray, offset: np.ndarr
         label = display(path)
         at = offset[group].tolist()
         try:
-            found = reader.fetch(path, at, fields, label)
+            with storage.reaching(label):
+                found = reader.fetch(path, at, fields, label)
         except (*UNREADABLE, UnicodeDecodeError) as err:
             raise InputError(f"{label}: {cannot_read(err)}") from err
         for i, o, obj in zip(group.tolist(), at, found):

@@ -59,7 +59,9 @@ def read_records(
         path = storage.location(path)
         name = storage.relative(path, root) if root is not None else storage.name(path)
         reader = reader_class(path)(text_field, id_field, **settings)
-        yield from reader.read(Source(path, index, name, display(path)), start if index == start.file else Position(index))
+        with storage.reaching(display(path)):
+            yield from reader.read(Source(path, index, name, display(path)),
+                                   start if index == start.file else Position(index))
 
 
 def known_documents(path: Location) -> int | None:
