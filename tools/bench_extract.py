@@ -30,6 +30,7 @@ token (matrix multiplies of the body) against the card's peak (``--peak-tflops``
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import time
 
@@ -53,16 +54,25 @@ CONFIGS = {
 }
 
 
-def random_backbone(name: str, device: str, dtype: str | None) -> Backbone:
-    """A randomly initialised model of a named architecture, with the default backbone's tokenizer."""
+@functools.cache
+def default_tokenizer():
+    """The default backbone's tokenizer, loaded once however many models use it."""
+    return load_backbone(None, "cpu", "float32").tokenizer
+
+
+def random_backbone(name: str, device: str, dtype: str | None, **resize) -> Backbone:
+    """A randomly initialised model of a named architecture, with the default backbone's tokenizer;
+    ``resize``: sizes that replace the architecture's (a scaled-down model of the same kind)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     model_type, sizes = CONFIGS[name]
-    tokenizer = load_backbone(None, "cpu", "float32").tokenizer
+    sizes = {**sizes, **resize}
+    tokenizer = default_tokenizer()
     dev = resolve_device(device)
     dt = getattr(torch, dtype) if dtype else default_dtype(dev)
     config = AutoConfig.for_model(model_type, tie_word_embeddings=True, max_position_embeddings=4096, **sizes)
-    model = AutoModelForCausalLM.from_config(config, dtype=dt).to(dev).eval()
+    with dev:                                        # initialised where it runs: seconds, not minutes, on a GPU
+        model = AutoModelForCausalLM.from_config(config, dtype=dt).eval()
     return Backbone(model, tokenizer, Identity(name, "random", model_type), layout_for(config), dev, dt)
 
 
