@@ -96,6 +96,7 @@ def export_profiles(selector, targets: Targets, spec: ScoreSpec = ScoreSpec()) -
     import importlib.metadata
 
     profiles = selector.profiles(targets, spec)
+    profiles.check_table_only("a saved profile (nagindex profile)")
     sims = selector.similarities(profiles, spec.neuron_type)
     index = selector.index
     about = {"index": str(index.path.resolve()), "documents": index.documents, "dtype": selector.dtype,
