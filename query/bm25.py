@@ -30,6 +30,11 @@ from nagindex.terms import TermStats, tokenize
 NO_TERMS = "this index has no term statistics; rebuild with --terms"
 
 
+def term_stats(index: Index) -> dict[str, TermStats]:
+    """Each shard's term statistics, by shard name."""
+    return {s.name: TermStats(s.dir.terms) for s in index.shards}
+
+
 def check_terms(index: Index) -> None:
     if not index.manifest.get("terms"):
         raise NagindexError(f"--weighting bm25: {index.path}: {NO_TERMS}")
@@ -38,7 +43,9 @@ def check_terms(index: Index) -> None:
 class Bm25:
     """The BM25 scores of each target (examples' texts as the backbone reads them) over one index."""
 
-    def __init__(self, index: Index, groups: dict[str, list[str]]):
+    def __init__(self, index: Index, groups: dict[str, list[str]], stats: dict[str, TermStats] | None = None):
+        """``groups``: target name -> its examples' texts; ``stats``: the shards' :func:`term_stats`, read once
+        for several instances."""
         check_terms(index)
         import bm25s
         from bm25s.scoring import _score_idf_lucene, _score_tfc_lucene
@@ -54,7 +61,7 @@ class Bm25:
         for m, (c, texts) in enumerate(zip(counts, groups.values())):
             for t, n in c.items():
                 self.weights[at[t], m] = n / max(len(texts), 1)
-        self._stats = {s.name: TermStats(s.dir.terms) for s in index.shards}
+        self._stats = stats if stats is not None else term_stats(index)
         stats = self._stats.values()
         df = sum((s.document_frequencies(self.terms) for s in stats), np.zeros(len(self.terms), np.int64))
         self.avgdl = sum(int(s.lengths.sum()) for s in stats) / max(index.documents, 1)
@@ -68,10 +75,31 @@ class Bm25:
         values = self._tfc(coo.data, lengths[coo.row], self.avgdl, self.k1, self.b) * self.idf[coo.col]
         return sp.csc_matrix((values, (coo.row, coo.col)), shape=counts.shape)
 
+    def _shard_matrix(self, shard: Shard) -> sp.csc_matrix:
+        stats = self._stats[shard.name]
+        return self._tf_part(stats.columns(self.terms), stats.lengths)
+
     def shard_scores(self, shard: Shard) -> np.ndarray:
         """``[documents of the shard, M]`` float64: every target's BM25 score of each of the shard's documents."""
-        stats = self._stats[shard.name]
-        return np.asarray(self._tf_part(stats.columns(self.terms), stats.lengths) @ self.weights)
+        return np.asarray(self._shard_matrix(shard) @ self.weights)
+
+    def rows_matrix(self, rows: np.ndarray) -> sp.csr_matrix:
+        """``[len(rows), terms]``: ``idf * tfc`` of the targets' terms in the pool documents of global ``rows``
+        (ascending), as :meth:`texts_matrix` gives it for other texts."""
+        parts = [self._shard_matrix(shard).tocsr()[rows[mask] - shard.offset]
+                 for shard, mask in self.index.locate(rows)]
+        return sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, len(self.terms)))
+
+    def example_counts(self, texts: list[str]) -> np.ndarray:
+        """``[len(texts), terms]``: how often each of the targets' terms is in each text, the weights one
+        text gives its terms as a query."""
+        at = {t: i for i, t in enumerate(self.terms)}
+        out = np.zeros((len(texts), len(self.terms)))
+        for r, doc in enumerate(tokenize(texts)):
+            for t in doc:
+                if t in at:
+                    out[r, at[t]] += 1
+        return out
 
     def texts_scores(self, texts: list[str]) -> np.ndarray:
         """``[len(texts), M]``: the scores of texts outside the pool, as if each were one more pool document

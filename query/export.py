@@ -95,7 +95,7 @@ def export_profiles(selector, targets: Targets, spec: ScoreSpec = ScoreSpec()) -
     """
     import importlib.metadata
 
-    profiles = selector.profiles(targets, spec)
+    profiles = selector.profiles(targets, spec, bm25=False)
     profiles.check_table_only("a saved profile (nagindex profile)")
     sims = selector.similarities(profiles, spec.neuron_type)
     index = selector.index

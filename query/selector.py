@@ -107,12 +107,16 @@ class Selector:
                 bar(total=len(texts), unit="text", desc="targets' forward pass", leave=False) as done:
             return extractor.extract(texts, lambda n, _tokens: done.update(n)).codes
 
-    def profiles(self, targets: Targets, spec: ScoreSpec = ScoreSpec()) -> Profiles:
+    def profiles(self, targets: Targets, spec: ScoreSpec = ScoreSpec(), bm25: bool = True) -> Profiles:
+        """The targets' profiles under ``spec``; ``bm25``: ``--weighting auto`` may choose a fusion with BM25,
+        where the index keeps term statistics (not for what scores weight tables alone: FAISS, Ray, saved
+        profiles)."""
         self._check_type(spec.neuron_type)
         codes = self.target_codes(targets.texts)[spec.neuron_type]
         groups = {name: codes[rows] for name, rows in targets.groups().items()}
         if spec.weighting == AUTO:
-            return choose_profiles(self.index, groups, spec)
+            texts = self._texts_of(targets) if bm25 and self.index.manifest.get("terms") else None
+            return choose_profiles(self.index, groups, spec, texts)
         if spec.weighting == "bm25":
             return self._bm25_profiles(targets, groups, spec)
         df = self.index.slot_counts(spec.neuron_type) if spec.weighting == "idf" else None
@@ -133,8 +137,12 @@ class Selector:
 
     def bm25(self, targets: Targets) -> Bm25:
         """BM25 of the pool against each target, its examples read as far as the backbone reads them."""
+        return Bm25(self.index, self._texts_of(targets))
+
+    def _texts_of(self, targets: Targets) -> dict[str, list[str]]:
+        """Each target's examples as far as the backbone reads them: the texts BM25 reads."""
         texts = self.extractor.truncate(targets.texts)
-        return Bm25(self.index, {name: [texts[i] for i in rows] for name, rows in targets.groups().items()})
+        return {name: [texts[i] for i in rows] for name, rows in targets.groups().items()}
 
     def _check_type(self, neuron_type: str) -> None:
         if neuron_type not in self.index.neuron_types:
@@ -242,7 +250,7 @@ class Selector:
                 raise NagindexError("--weighting bm25: approximate search (--search approx) and --engine ray score "
                                     "the codes' weight tables alone; use --search exact and --engine local")
             search = "exact"
-        profiles = self.profiles(targets, spec)
+        profiles = self.profiles(targets, spec, bm25=search != "approx" and self.engine != "ray")
         if profiles.bm25 is not None:
             if search == "approx":
                 profiles.check_table_only("--search approx")

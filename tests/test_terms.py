@@ -15,6 +15,7 @@ from nagindex.analyses.baselines import bm25_scores
 from nagindex.extract import Extractor
 from nagindex.index import Index
 from query import ScoreSpec, Selector, read_targets
+from query.output import MANIFEST
 
 BM25 = ScoreSpec(weighting="bm25")
 
@@ -142,3 +143,37 @@ def test_an_append_keeps_the_index_setting_and_refuses_another(tiny_model, demo,
     build(tiny_model, demo / "corpus" / "web-02.parquet", index, "--append")
     assert len(terms_of(index)) == 2 and json.loads((index / "manifest.json").read_text())["terms"]
     assert run("verify", index).exit_code == 0
+
+
+def test_auto_may_choose_a_fusion_with_bm25_and_records_it(tiny_model, demo, tmp_path):
+    """A task of pool-like texts marked by two words the backbone's vocabulary lacks (one unknown token to
+    it), which two pool documents share: BM25 sees the mark, NAGs do not."""
+    corpus = demo / "corpus"
+    (corpus / "marked.jsonl").write_text("".join(json.dumps({"id": f"m{i}", "text": f"zorblat quinzic note {i}"}) + "\n"
+                                                 for i in range(2)))
+    base = [json.loads(line)["text"] for line in (corpus / "web-00.jsonl").read_text().splitlines()][:12]
+    targets = tmp_path / "targets.jsonl"
+    targets.write_text("".join(json.dumps({"text": f"{' '.join(t.split()[:60])} zorblat quinzic", "target": "marked"}) + "\n" for t in base))
+    index = tmp_path / "i"
+    build(tiny_model, corpus, index, "--terms")
+    out = tmp_path / "out"
+    result = query(index, targets, "-k", "2", "-o", f"{out}/")
+    choice, = json.loads((out / MANIFEST).read_text())["weighting_choice"]
+    assert "bm25" in choice["weighting"].split("+"), choice["candidates"]
+    assert {"paper+bm25", "classifier+bm25"} <= {c["weighting"] for c in choice["candidates"]}
+    assert set(choice["standardised"]) == set(choice["weighting"].split("+"))
+    assert all(s["sd"] > 0 for s in choice["standardised"].values())
+    assert f"{choice['weighting']} for marked" in result.stderr
+    # The fusion ranks the marked documents higher than the paper's weighting does, and the streaming
+    # scan selects what the fused scores of the whole pool rank first.
+    sel, t = Selector(index), read_targets(targets)
+    ids = sel.index.ids.tolist()
+    marked = [ids.index("m0"), ids.index("m1")]
+    fused, paper = (sel.similarities(sel.profiles(t, ScoreSpec(weighting=w)))[:, 0] for w in ("auto", "paper"))
+    rank = lambda sims: [int((sims > sims[d]).sum()) for d in marked]
+    assert all(f < p for f, p in zip(rank(fused), rank(paper))), (rank(fused), rank(paper))
+    top = [ids[d] for d in sorted(range(len(ids)), key=lambda d: (-fused[d], ids[d]))[:5]]
+    assert [r["id"] for r in rows(query(index, targets, "-k", "5").stdout)] == top
+    # Approximate search scores weight tables alone: there, auto leaves BM25 out.
+    result = query(index, targets, "-k", "2", "--search", "approx")
+    assert rows(result.stdout) and "bm25 for marked" not in result.stderr
