@@ -112,7 +112,11 @@ def read_part(path: Path) -> Counts:
 
 def join_parts(parts: Sequence[Path], out: Path) -> None:
     """Write a shard's ``terms.h5`` from its parts' counts, in part order: the same parts give the same file."""
-    windows = [read_part(p) for p in parts]
+    write_shard(out, [read_part(p) for p in parts])
+
+
+def write_shard(out: Path, windows: Sequence[Counts]) -> None:
+    """Write a shard's ``terms.h5``, atomically, from the counts of its runs of documents, in order."""
     vocab = sorted({t for w in windows for t in w.vocab})
     at = {t: i for i, t in enumerate(vocab)}
     blocks = []

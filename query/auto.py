@@ -31,6 +31,7 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from nagindex.errors import InputError
@@ -100,6 +101,20 @@ class Pool:
                               idx.documents, self.negatives)
 
 
+@dataclass
+class Terms:
+    """BM25 over every target's terms, and its ``idf x tf`` of the pool sample's documents: read once a query,
+    as reading the postings of the targets' terms is what BM25 costs."""
+
+    bm25: Bm25
+    planted: sp.csr_matrix        # [len(pool.planted_rows), terms]
+
+    @classmethod
+    def read(cls, index: Index, pool: Pool, texts: dict[str, list[str]]) -> "Terms":
+        bm25 = Bm25(index, texts, term_stats(index))
+        return cls(bm25, bm25.rows_matrix(pool.planted_rows))
+
+
 def choose_profiles(index: Index, groups: dict[str, np.ndarray], spec: ScoreSpec,
                     texts: dict[str, list[str]] | None = None) -> Profiles:
     """Profiles of named groups of target codes ``[T, L, K]``, each task scored by its chosen weighting.
@@ -126,23 +141,22 @@ def choose_profiles(index: Index, groups: dict[str, np.ndarray], spec: ScoreSpec
     # --power shapes frequency weightings; the classifier's coefficients take none.
     candidates = [c for c in CANDIDATES if (spec.power == 1.0 or "classifier" not in c.parts)
                   and (texts is not None or BM25 not in c.parts)]
-    stats = term_stats(index) if texts is not None else None
+    terms = Terms.read(index, pool, texts) if texts is not None else None
     columns, choices, factors = [], [], []
-    for name, codes in groups.items():
+    for m, (name, codes) in enumerate(groups.items()):
         if len(codes) < MIN_EXAMPLES:
             tqdm.write(f"weighting auto: target {name!r} has {len(codes)} examples, fewer than the {MIN_EXAMPLES} "
                        f"that {FOLDS} held-out folds need; it is scored with the paper weighting", file=sys.stderr)
             choice = {"target": name, "examples": len(codes), "weighting": "paper",
                       "reason": f"fewer than {MIN_EXAMPLES} examples to fold"}
-            chosen, bm25 = Candidate(("paper",)), None
+            chosen = Candidate(("paper",))
         else:
-            bm25 = Bm25(index, {name: texts[name]}, stats) if texts is not None else None
-            scores = held_out_scores(pool, codes, candidates, spec.seed, bm25, texts and texts[name])
+            scores = held_out_scores(pool, codes, candidates, spec.seed, terms, texts and texts[name])
             chosen, choice = pick(scores), {"target": name, "examples": len(codes)}
             choice |= {"weighting": chosen.name, "folds": FOLDS, "planted_among": len(pool.planted_among),
                        "metric": METRIC, "candidates": [{"weighting": c.name, **s.summary(scores[best(scores)])}
                                                         for c, s in scores.items()]}
-        profile, factor, standard = _final(pool, name, codes, chosen, bm25)
+        profile, factor, standard = _final(pool, name, codes, chosen, terms, m)
         columns.append(profile)
         factors.append(factor)
         choices.append(choice | ({"standardised": standard} if standard else {}))
@@ -151,7 +165,7 @@ def choose_profiles(index: Index, groups: dict[str, np.ndarray], spec: ScoreSpec
     return Profiles(list(groups), np.concatenate([c.table for c in columns], axis=2),
                     np.concatenate([c.scale for c in columns]), first.layers, first.top_k,
                     np.concatenate([c.counts for c in columns]), np.concatenate([c.examples for c in columns]),
-                    choices=choices, bm25=Bm25(index, texts, stats) if fused else None,
+                    choices=choices, bm25=terms.bm25 if fused else None,
                     bm25_scale=np.array(factors) if fused else None)
 
 
@@ -189,10 +203,10 @@ def pick(scores: dict[Candidate, Score]) -> Candidate:
     return next(c for c, s in scores.items() if s.ties(top))
 
 
-def held_out_scores(pool: Pool, codes: np.ndarray, candidates: list[Candidate], seed: int, bm25: Bm25 | None = None,
-                    texts: list[str] | None = None) -> dict[Candidate, Score]:
+def held_out_scores(pool: Pool, codes: np.ndarray, candidates: list[Candidate], seed: int,
+                    terms: "Terms | None" = None, texts: list[str] | None = None) -> dict[Candidate, Score]:
     """Each candidate's reciprocal rank of every example of one task, built without the example's fold;
-    ``bm25`` and the examples' ``texts`` score the candidates with BM25."""
+    ``terms`` and the examples' ``texts`` score the candidates with BM25."""
     fold = np.empty(len(codes), np.int64)
     fold[np.random.default_rng([seed, 2]).permutation(len(codes))] = np.arange(len(codes)) % FOLDS
     train = {f: codes[fold != f] for f in range(FOLDS)}
@@ -200,7 +214,7 @@ def held_out_scores(pool: Pool, codes: np.ndarray, candidates: list[Candidate], 
     sample, held = {}, {}
     for weighting in bases:
         if weighting == BM25:
-            sample[weighting], held[weighting] = _bm25_folds(pool, bm25, texts, fold)
+            sample[weighting], held[weighting] = _bm25_folds(terms, texts, fold)
             continue
         profiles = pool.profiles(train, weighting)
         sample[weighting] = profiles.score(pool.planted_among)               # [n, FOLDS]
@@ -214,16 +228,16 @@ def held_out_scores(pool: Pool, codes: np.ndarray, candidates: list[Candidate], 
     return out
 
 
-def _bm25_folds(pool: Pool, bm25: Bm25, texts: list[str], fold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _bm25_folds(terms: "Terms", texts: list[str], fold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The pool sample's BM25 scores ``[n, FOLDS]`` under each fold's queries (the other folds' examples),
     and each example's score under its own fold's, as if it were one more pool document.
 
     A fold's score is linear in its examples' mean term counts, so each side is one sparse product with the
     pool's ``idf * tfc`` of the task's terms (docs/design.md §1.3)."""
-    counts = bm25.example_counts(texts)
+    counts = terms.bm25.example_counts(texts)
     weights = np.stack([counts[fold != f].mean(0) for f in range(FOLDS)], 1)       # [terms, FOLDS]
-    sample = np.asarray(bm25.rows_matrix(pool.planted_rows) @ weights)
-    held = np.asarray(bm25.texts_matrix(texts) @ weights)[np.arange(len(texts)), fold]
+    sample = np.asarray(terms.planted @ weights)
+    held = np.asarray(terms.bm25.texts_matrix(texts) @ weights)[np.arange(len(texts)), fold]
     return sample, held
 
 
@@ -245,8 +259,8 @@ def _reciprocal_ranks(sample: np.ndarray, held: np.ndarray, fold: np.ndarray) ->
     return out
 
 
-def _final(pool: Pool, name: str, codes: np.ndarray, chosen: Candidate,
-           bm25: Bm25 | None) -> tuple[Profiles, float, dict[str, dict]]:
+def _final(pool: Pool, name: str, codes: np.ndarray, chosen: Candidate, terms: "Terms | None",
+           m: int) -> tuple[Profiles, float, dict[str, dict]]:
     """One task's profile under ``chosen``, from all of its examples: paper's and idf's are exactly
     what naming them gives, the classifier's is fitted as it was judged. A fusion is each part's
     similarity over its spread on the pool sample, averaged: the codes' parts as one table, BM25 as
@@ -260,7 +274,7 @@ def _final(pool: Pool, name: str, codes: np.ndarray, chosen: Candidate,
     table = sum(p.table.astype(np.float64) * (p.scale / standard[w]["sd"]) for w, p in zip(tables, parts))
     factor = 0.0
     if BM25 in chosen.parts:
-        standard[BM25] = _standard(np.asarray(bm25.rows_matrix(pool.planted_rows) @ bm25.weights)[:, 0])
+        standard[BM25] = _standard(np.asarray(terms.planted @ terms.bm25.weights[:, m]))
         factor = 1.0 / (standard[BM25]["sd"] * len(chosen.parts))
     profile = dataclasses.replace(parts[0], table=np.ascontiguousarray(table / len(chosen.parts), dtype=np.float32),
                                   scale=np.ones(1))
