@@ -166,20 +166,26 @@ class TermStats:
         cols = [self.vocab.get(t, -1) for t in terms]
         return np.array([self.indptr[c + 1] - self.indptr[c] if c >= 0 else 0 for c in cols], np.int64)
 
-    def columns(self, terms: Sequence[str]) -> sp.csc_matrix:
-        """The counts of ``terms`` in every document, ``[documents, len(terms)]``, read for those terms alone."""
-        data, rows, indptr = [], [], [0]
+    def columns(self, terms: Sequence[str], rows: np.ndarray | None = None) -> sp.csc_matrix:
+        """The counts of ``terms`` in every document, ``[documents, len(terms)]``, read for those terms alone;
+        with ``rows`` (ascending), in those documents alone, ``[len(rows), len(terms)]``."""
+        data, found, indptr = [], [], [0]
         with h5py.File(self.path, "r") as f:
             for t in terms:
                 c = self.vocab.get(t)
                 start, stop = (int(self.indptr[c]), int(self.indptr[c + 1])) if c is not None else (0, 0)
-                if stop > start:
-                    rows.append(f["rows"][start:stop])
-                    data.append(f["counts"][start:stop])
-                indptr.append(indptr[-1] + stop - start)
+                r, n = f["rows"][start:stop].astype(np.int64), f["counts"][start:stop]
+                if rows is not None:
+                    at = np.minimum(np.searchsorted(rows, r), max(len(rows) - 1, 0))
+                    hit = rows[at] == r if len(rows) else np.zeros(len(r), bool)
+                    r, n = at[hit], n[hit]
+                found.append(r)
+                data.append(n)
+                indptr.append(indptr[-1] + len(r))
         cat = (lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt))
-        return sp.csc_matrix((cat(data, np.uint32).astype(np.float64), cat(rows, np.uint32), np.array(indptr)),
-                             shape=(len(self.lengths), len(terms)))
+        shape = (len(self.lengths) if rows is None else len(rows), len(terms))
+        return sp.csc_matrix((cat(data, np.uint32).astype(np.float64), cat(found, np.int64), np.array(indptr)),
+                             shape=shape)
 
     def check(self, documents: int) -> None:
         """Read everything (through HDF5's checksums) and check that it is one consistent matrix."""

@@ -86,8 +86,10 @@ class Bm25:
     def rows_matrix(self, rows: np.ndarray) -> sp.csr_matrix:
         """``[len(rows), terms]``: ``idf * tfc`` of the targets' terms in the pool documents of global ``rows``
         (ascending), as :meth:`texts_matrix` gives it for other texts."""
-        parts = [self._shard_matrix(shard).tocsr()[rows[mask] - shard.offset]
-                 for shard, mask in self.index.locate(rows)]
+        parts = []
+        for shard, mask in self.index.locate(rows):
+            stats, local = self._stats[shard.name], rows[mask] - shard.offset
+            parts.append(self._tf_part(stats.columns(self.terms, local), stats.lengths[local]).tocsr())
         return sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, len(self.terms)))
 
     def example_counts(self, texts: list[str]) -> np.ndarray:
