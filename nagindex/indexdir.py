@@ -262,7 +262,7 @@ class ShardDir:
 
     def check_files(self, meta: dict, root: Path) -> None:
         """Every stored file is here, inside the index, with its recorded size: cheap, on every open."""
-        required = (CODES,) + ((VECTORS,) if meta.get("vectors") is not None else ()) + ((TERMS,) if meta.get("terms") else ())
+        required = [CODES] + [VECTORS] * (meta.get("vectors") is not None) + [TERMS] * bool(meta.get("terms"))
         for name in required:
             if name not in meta["stored"]:
                 raise IndexStateError(f"{self.path / SHARD_META}: damaged shard metadata (records no {name})")

@@ -14,7 +14,8 @@ from helpers import build, query, rows, run
 from nagindex.analyses.baselines import bm25_scores
 from nagindex.extract import Extractor
 from nagindex.index import Index
-from query import ScoreSpec, Selector, read_targets
+from nagindex.errors import NagindexError
+from query import Budget, ScoreSpec, Selector, read_targets
 from query.output import MANIFEST
 
 BM25 = ScoreSpec(weighting="bm25")
@@ -82,6 +83,12 @@ def test_an_index_without_terms_and_approximate_search_are_refused(demo_index, t
     result = query(terms_index, targets, "-k", "5", "--weighting", "bm25", "--search", "approx", ok=False)
     assert result.exit_code != 0 and "--search approx" in result.output and "--search exact" in result.output
     assert rows(query(terms_index, targets, "-k", "5", "--weighting", "bm25").stdout)   # auto: the scan
+    # Ray queries and saved profiles score the codes' weight tables alone.
+    with pytest.raises(NagindexError, match="--engine ray"):
+        Selector(terms_index, engine="ray").select(read_targets(targets), Budget(documents=5), BM25)
+    result = run("profile", targets, "-i", terms_index, "--weighting", "bm25", "-o", terms_index.parent / "p.npz",
+                 ok=False)
+    assert result.exit_code != 0 and "saved profile" in result.output
 
 
 def terms_of(index: Path) -> list[dict[str, np.ndarray]]:
