@@ -67,7 +67,8 @@ def parse_layers(spec: str, num_layers: int) -> tuple[int, ...]:
 
 @dataclass
 class Profiles:
-    """One column per target: ``table[l, n, m]`` and ``scale[m]`` with sim = scale * sum."""
+    """One column per target: ``table[l, n, m]`` and ``scale[m]`` with sim = scale * sum, plus, with ``bm25``,
+    ``bm25_scale[m]`` times the target's BM25 score of the document (docs/design.md §1.3)."""
 
     names: list[str]
     table: np.ndarray        # float32 [L_sel, N, M]
@@ -80,13 +81,6 @@ class Profiles:
     bm25: Bm25 | None = None             # BM25 scores added to the similarity (--weighting bm25, auto's fusions)
     bm25_scale: np.ndarray | None = None  # [M]: the factor of each target's BM25 score
     codes: bool = True                    # False: the codes weigh nothing (--weighting bm25), nothing to scan
-
-    def check_table_only(self, what: str) -> None:
-        """Refuse what only scores a weight table over codes (FAISS, Ray, saved profiles) for a BM25 score."""
-        if self.bm25 is not None:
-            raise NagindexError(f"{what} scores the codes' weight tables alone, not BM25 "
-                                f"({', '.join(c['weighting'] for c in self.choices) or 'bm25'}); "
-                                "use the exact scan (--search exact, --engine local)")
 
     def similarity(self, sums: np.ndarray) -> np.ndarray:
         """``[n, M]`` float64 similarities from the scoring kernels' raw sums ``[n, M]``."""

@@ -249,13 +249,9 @@ class Selector:
             if search == "approx" or self.engine == "ray":
                 raise NagindexError("--weighting bm25: approximate search (--search approx) and --engine ray score "
                                     "the codes' weight tables alone; use --search exact and --engine local")
-            search = "exact"
+        # FAISS and Ray score weight tables alone: there, auto leaves its BM25 fusions out (docs/design.md §1.3).
         profiles = self.profiles(targets, spec, bm25=search != "approx" and self.engine != "ray")
         if profiles.bm25 is not None:
-            if search == "approx":
-                profiles.check_table_only("--search approx")
-            if self.engine == "ray":
-                profiles.check_table_only("--engine ray")
             search = "exact"
         names = profiles.names
         share = [float((weights or {}).get(n, 1.0)) for n in names]

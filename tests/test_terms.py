@@ -88,7 +88,7 @@ def test_an_index_without_terms_and_approximate_search_are_refused(demo_index, t
         Selector(terms_index, engine="ray").select(read_targets(targets), Budget(documents=5), BM25)
     result = run("profile", targets, "-i", terms_index, "--weighting", "bm25", "-o", terms_index.parent / "p.npz",
                  ok=False)
-    assert result.exit_code != 0 and "saved profile" in result.output
+    assert result.exit_code != 0 and "a saved profile holds the codes' weight tables alone" in result.output
 
 
 def terms_of(index: Path) -> list[dict[str, np.ndarray]]:
