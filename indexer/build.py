@@ -34,6 +34,7 @@ from nagindex.indexdir import IndexDir, ShardDir, comparable, differences, part_
 from nagindex.sketch import Sketch
 from nagindex.progress import CorpusBar, phase, showing
 from nagindex.store import CodeStore, Rows, concat_stores
+from nagindex.terms import TOKENIZER, Counts, join_parts
 
 from .options import BuildOptions
 from .parts import PartWriter, Resume, kept_fields, pending_windows, resume_point, write_skipped
@@ -111,6 +112,7 @@ def _build(index: IndexDir, everything: list[storage.Location], files: list[stor
     existing = [s.read_meta() for s in listed]
     if manifest and options.append:
         _check_same_fields(index.path, existing, options)
+    options = dataclasses.replace(options, terms=_check_terms(index.path, manifest, options))
     fingerprint = corpus_files(files)
     if options.shard is None:
         index.clean(listed)
@@ -216,6 +218,21 @@ def _check_same_fields(index_path: Path, existing: list[dict], options: BuildOpt
                                   f"append with {option} {named}, or write a new index with -o")
 
 
+def _check_terms(index_path: Path, manifest: dict | None, options: BuildOptions) -> bool:
+    """Whether the build keeps term statistics: as asked, else as the index does (an append or a rerun keeps
+    its index's setting). Asking otherwise than the index is refused here, before any work, and so is
+    ``--engine ray``, whose replicas do not return the texts."""
+    has = bool(manifest and manifest.get("terms"))
+    if manifest and options.terms is not None and options.terms != has:
+        asked, own = ("--terms", "--no-terms") if options.terms else ("--no-terms", "--terms")
+        raise IndexStateError(f"{asked}: the index {index_path} was built with {own}; "
+                              f"leave the option out to keep the index's setting, or write a new index with -o")
+    terms = has if options.terms is None else options.terms
+    if terms and options.engine == "ray":
+        raise NagindexError("--terms: term statistics are kept by local builds only; use --engine local")
+    return terms
+
+
 def _check_same_settings(index_path: Path, manifest: dict, options: BuildOptions) -> None:
     """A rerun over an indexed corpus must ask for the index's settings: refuse one that asks for others."""
     vectors = manifest["vectors"]
@@ -250,6 +267,7 @@ def _header(identity: dict, extractor: Extractor, options: BuildOptions) -> dict
         "vectors": {"neuron_type": types[0], "faiss": options.faiss,
                     "sketch": Sketch(extractor.num_layers, extractor.neurons[types[0]], options.sketch_dim).as_dict()},
         "template": _template_source(options),
+        "terms": dict(TOKENIZER) if options.terms else None,
     }
 
 
@@ -290,6 +308,7 @@ def _extract_windows(records: Iterator[Record], files: list[Path], work: ShardDi
         for w, nags in extractor.extract_stream(windows, lambda w: [r.text for r in w.records],
                                                 lambda w, texts, tokens: bar.advance(w.records, texts, tokens)):
             window = w.records
+            terms = Counts.of(extractor.truncate([r.text for r in window])) if options.terms else None
             parts.write(w.k, Rows(
                 ids=[r.id for r in window],
                 tokens=nags.tokens,
@@ -299,7 +318,7 @@ def _extract_windows(records: Iterator[Record], files: list[Path], work: ShardDi
                 impacts=nags.impacts if options.store_impacts else {},
                 fields=kept_fields(window, options.keep_fields),
                 text_hash=text_hashes(r.text for r in window),
-            ), w.end, [r.where for r in window])
+            ), w.end, [r.where for r in window], terms)
         bar.finish()
     return parts.done
 
@@ -315,6 +334,9 @@ def _finish_shard(work: ShardDir, header: dict, plan: dict, skipped: list[Skippe
         named = f"{len(parts)} part{'s' if len(parts) != 1 else ''}"
         with phase(f"merging {named} into the code store"), atomic_path(work.codes) as tmp:
             documents = concat_stores(parts, tmp, header["neurons"])
+        if header["terms"]:
+            with phase(f"joining the term statistics of {named}"):
+                join_parts(parts, work.terms)
         with CodeStore(work.codes) as store:
             tokens = int(store.tokens().sum())
             vec = header["vectors"]

@@ -27,6 +27,7 @@ class BuildOptions:
     dtype: str | None = None
     store_impacts: bool = False
     keep_fields: tuple[str, ...] = ()        # numeric corpus fields stored beside the codes
+    terms: bool | None = None                 # BM25 term statistics; None: an index's own setting (else off)
     faiss: str = DEFAULT_FAISS
     sketch_dim: int = DEFAULT_DIM
     progress: bool = True

@@ -27,6 +27,7 @@ from nagindex.atomic import atomic_path
 from nagindex.corpus import Position, Record, Skipped, number
 from nagindex.indexdir import ShardDir
 from nagindex.store import CodeStore, Rows, write_rows
+from nagindex.terms import Counts, write_part
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +109,14 @@ class PartWriter:
             with CodeStore(part) as store:
                 self.done += store.rows
 
-    def write(self, k: int, rows: Rows, end: dict, where: list[str]) -> None:
-        """Write window ``k`` with what :func:`pending_windows` says of its end and ``where`` each record was read."""
+    def write(self, k: int, rows: Rows, end: dict, where: list[str], terms: Counts | None = None) -> None:
+        """Write window ``k`` with what :func:`pending_windows` says of its end, ``where`` each record was read
+        and, in a build with ``--terms``, the documents' term counts: all in the one part, or none of it."""
         started = time.perf_counter()
         with atomic_path(self.work.part(k)) as tmp:
             write_rows(tmp, rows)
+            if terms is not None:
+                write_part(tmp, terms)
             self.work.mark_part(tmp, end, dict(zip(rows.ids, where)))
         log.info("part %d: %d documents written in %.2fs", k, len(rows), time.perf_counter() - started)
 

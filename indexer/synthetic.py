@@ -19,17 +19,19 @@ from nagindex.indexdir import IndexDir, part_name
 from nagindex.sketch import DEFAULT_DIM, DEFAULT_FAISS, Sketch
 from nagindex.store import CodeStore
 from nagindex.synthetic import NEURON_TYPE, Pool, header
+from nagindex.terms import TOKENIZER
 
 from .vectors import build_vectors
 
 
 def make_index(path: Path, stores: list[Path], pool: Pool, spec: str | None = DEFAULT_FAISS,
-               dim: int = DEFAULT_DIM, parts: bool = False) -> float:
+               dim: int = DEFAULT_DIM, parts: bool = False, terms: list[Path] | None = None) -> float:
     """An index at ``path`` over ``stores`` (one shard each) with ``spec`` vectors of ``dim``
     dimensions, or none (``spec`` None); returns the seconds spent building the vectors.
-    With ``parts`` the shards are the parts of a ``build --shard i/N``, not merged yet (no manifest)."""
+    With ``parts`` the shards are the parts of a ``build --shard i/N``, not merged yet (no manifest).
+    ``terms``: a ``terms.h5`` per store (nagindex.terms), hard-linked as the stores are."""
     index = IndexDir(path)
-    head = header(pool, spec, dim)
+    head = {**header(pool, spec, dim), "terms": dict(TOKENIZER) if terms else None}
     metas, seconds = [], 0.0
     with index.lock():
         for i, store_path in enumerate(stores):
@@ -37,6 +39,8 @@ def make_index(path: Path, stores: list[Path], pool: Pool, spec: str | None = DE
             shard.path.mkdir(parents=True, exist_ok=True)
             if not shard.codes.exists():
                 os.link(store_path, shard.codes)
+            if terms and not shard.terms.exists():
+                os.link(terms[i], shard.terms)
             with CodeStore(shard.codes) as store:
                 t = time.perf_counter()
                 if spec is not None:

@@ -87,6 +87,10 @@ class Extractor:
         """Token ids truncated to ``max_length``, and the full token counts (see :func:`tokenize`)."""
         return tokenize(self.backbone.tokenizer, texts, self.settings.max_length)
 
+    def truncate(self, texts: Sequence[str]) -> list[str]:
+        """The texts as far as the backbone reads them (see :func:`truncate`)."""
+        return truncate(self.backbone.tokenizer, texts, self.settings.max_length)
+
     def extract(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> NAGs:
         """NAGs of ``texts``; ``progress(texts, tokens)`` after each forward batch (see :meth:`run`)."""
         ids, tokens = self.tokenize(texts)
@@ -375,6 +379,31 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> tuple[list[lis
                 ids[i] += piece[:max_length - len(ids[i])]
             counts[i] += len(piece)
     return ids, counts
+
+
+def truncate(tokenizer, texts: Sequence[str], max_length: int) -> list[str]:
+    """Each text up to the end of its ``max_length``-th token: what the NAG reads of it, which BM25 reads
+    too (term statistics, docs/design.md §2.4, and the baselines). Long texts are read slice by slice, as
+    :func:`tokenize` counts them, so memory stays bounded."""
+    texts = list(texts)
+    out = [""] * len(texts)
+    short = [i for i, t in enumerate(texts) if len(t) <= SLICE_CHARS]
+    if short:
+        enc = tokenizer([texts[i] for i in short], add_special_tokens=False, return_offsets_mapping=True,
+                        truncation=True, max_length=max_length)["offset_mapping"]
+        for i, spans in zip(short, enc):
+            out[i] = texts[i][: spans[-1][1]] if spans else ""
+    for i in sorted(set(range(len(texts))) - set(short)):
+        left, end = max_length, 0
+        for start, stop in _slices(texts[i], SLICE_CHARS):
+            spans = tokenizer(texts[i][start:stop], add_special_tokens=False, return_offsets_mapping=True,
+                              truncation=True, max_length=left)["offset_mapping"]
+            if spans:
+                end, left = start + spans[-1][1], left - len(spans)
+            if left <= 0:
+                break
+        out[i] = texts[i][:end]
+    return out
 
 
 def _slices(text: str, size: int) -> Iterator[tuple[int, int]]:

@@ -15,6 +15,7 @@
         codes.h5                 the code store (nagindex.store)
         vectors.faiss            one vector per document (nagindex.sketch); absent where the
                                  header records no vectors (an index for the exact scan alone)
+        terms.h5                 BM25 term statistics (nagindex.terms), where the header records terms
         skipped.jsonl            records that --skip-bad passed over, if any
       shards/00001.partial/      a build or append in progress, resumable:
         plan.json                what it was asked to do (a rerun must ask the same)
@@ -25,7 +26,7 @@
 
 The *header* is what every shard of an index shares for its codes to be
 comparable: backbone, its dtype, extraction settings, layers, neurons per type,
-vectors, and the template that makes a record's text from its fields (its
+vectors, the tokenizer of its term statistics (null without them), and the template that makes a record's text from its fields (its
 source, or null where records carry their text in a field): fetching a text
 back renders the same one, so its hash is checked against the one indexed.
 
@@ -72,10 +73,11 @@ SHARD_META = "shard.json"
 PLAN = "plan.json"
 CODES = "codes.h5"
 VECTORS = "vectors.faiss"
+TERMS = "terms.h5"
 SKIPPED = "skipped.jsonl"
 PARTIAL = ".partial"
-HEADER = ("backbone", "dtype", "settings", "layers", "neurons", "vectors", "template")
-STORED = (CODES, VECTORS, SKIPPED)      # the files of a finished shard whose size and sha256 it records
+HEADER = ("backbone", "dtype", "settings", "layers", "neurons", "vectors", "template", "terms")
+STORED = (CODES, VECTORS, TERMS, SKIPPED)      # the files of a finished shard whose size and sha256 it records
 SHARD_NAME = re.compile(r"(\d{5})(?:-of-(\d{5}))?")
 PART_FILE = re.compile(r"part-(\d{6})\.h5")
 PART_END = "end"        # attribute of a part file: JSON, where its window ends (ShardDir.mark_part)
@@ -176,6 +178,10 @@ class ShardDir:
         return self.path / VECTORS
 
     @property
+    def terms(self) -> Path:
+        return self.path / TERMS
+
+    @property
     def skipped(self) -> Path:
         return self.path / SKIPPED
 
@@ -256,7 +262,8 @@ class ShardDir:
 
     def check_files(self, meta: dict, root: Path) -> None:
         """Every stored file is here, inside the index, with its recorded size: cheap, on every open."""
-        for name in (CODES, VECTORS) if meta.get("vectors") is not None else (CODES,):
+        required = [CODES] + [VECTORS] * (meta.get("vectors") is not None) + [TERMS] * bool(meta.get("terms"))
+        for name in required:
             if name not in meta["stored"]:
                 raise IndexStateError(f"{self.path / SHARD_META}: damaged shard metadata (records no {name})")
         for name, want in meta["stored"].items():

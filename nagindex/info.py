@@ -6,13 +6,14 @@ from .template import READY
 
 
 def describe(idx: Index) -> dict:
-    sizes = {"codes": 0, "impacts": 0, "df": 0, "metadata": 0, "vectors": 0}
+    sizes = {"codes": 0, "impacts": 0, "df": 0, "metadata": 0, "vectors": 0, "terms": 0}
     total = 0
     for shard in idx.shards:
         for kind, size in shard.store.stored_bytes().items():
             sizes[kind if kind in sizes else "metadata"] += size
-        if shard.dir.vectors.exists():
-            sizes["vectors"] += shard.dir.vectors.stat().st_size
+        for kind, path in (("vectors", shard.dir.vectors), ("terms", shard.dir.terms)):
+            if path.exists():
+                sizes[kind] += path.stat().st_size
         total += sum(f["bytes"] for f in shard.meta["stored"].values())
     n = max(idx.documents, 1)
     tokens = int(idx.manifest["tokens"])
@@ -28,12 +29,15 @@ def describe(idx: Index) -> dict:
         ("vectors", _vectors(idx.manifest["vectors"])),
         ("record text", _record_text(idx)),
         ("kept fields", ", ".join(idx.kept_fields) or "none"),
+        ("term statistics", "bm25s tokens, English stopwords (--weighting bm25)" if idx.manifest.get("terms")
+         else "none (build with --terms for --weighting bm25)"),
         ("shards", str(len(idx.shards))),
         ("documents", f"{idx.documents:,}"),
         ("tokens", f"{tokens:,} ({tokens / n:,.1f} per document)"),
         ("size on disk", _human(total)),
         ("bytes/document", f"{total / n:,.0f} (codes {per_doc['codes']:,.0f}, vectors {per_doc['vectors']:,.0f}, "
                            f"metadata {per_doc['metadata']:,.0f}" + (f", impacts {per_doc['impacts']:,.0f}" if sizes["impacts"] else "")
+                           + (f", terms {per_doc['terms']:,.0f}" if sizes["terms"] else "")
                            + f"; pool statistics {_human(sizes['df'])} in all)"),
     ]
     return {"manifest": idx.manifest, "bytes": {**sizes, "total": total}, "bytes_per_document": per_doc, "lines": lines}

@@ -13,8 +13,9 @@ DEFAULT_MAX_LENGTH = 120
 #: The weightings a query can score with (docs/design.md §4): named here, in the core, so that the
 #: CLI offers them without importing the query path that implements them.
 WEIGHTINGS = ("paper", "idf", "classifier")
-#: What a selection may name: one of them, or ``auto``, chosen per task from its examples (§1.3).
-SELECTION_WEIGHTINGS = ("auto", *WEIGHTINGS)
+#: What a selection may name: one of them, ``bm25`` over an index's term statistics (§2.4), or ``auto``,
+#: chosen per task from its examples (§1.3).
+SELECTION_WEIGHTINGS = ("auto", *WEIGHTINGS, "bm25")
 
 
 def cache_dir() -> Path:

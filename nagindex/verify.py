@@ -10,7 +10,9 @@ one checks, shard by shard, and goes on past a damaged shard to the next:
 - every dataset of the code store, read and checked (HDF5's checksums, the
   codes' row checksums, the ids' CRCs), the codes within the backbone's
   neurons and the slot counts equal to a recount of the codes;
-- the FAISS file, where the index has vectors: readable, one vector per document.
+- the FAISS file, where the index has vectors: readable, one vector per document;
+- the term statistics, where the index keeps them: read whole, one consistent
+  matrix of the shard's documents (nagindex.terms).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from .errors import IndexStateError
 from .index import Shard
 from .indexdir import IndexDir, ShardDir
 from .store import CodeStore, slot_counts_of
+from .terms import TermStats
 
 
 @dataclass
@@ -61,7 +64,8 @@ def verify(path: str | os.PathLike) -> VerifyReport:
             continue
         report.documents += int(meta["documents"])
         report.problems += shard.damaged_files(meta)
-        for check in (_check_store, _check_vectors) if meta["vectors"] is not None else (_check_store,):
+        checks = [_check_store] + [_check_vectors] * (meta["vectors"] is not None) + [_check_terms] * bool(meta.get("terms"))
+        for check in checks:
             try:
                 check(shard, meta)
             except IndexStateError as e:
@@ -99,3 +103,7 @@ def _check_vectors(shard: ShardDir, meta: dict) -> None:
     vectors = Shard(shard.name, shard, 0, meta).vectors()
     if vectors.ntotal != int(meta["documents"]):
         raise IndexStateError(f"{shard.vectors}: {vectors.ntotal} vectors for {meta['documents']} documents")
+
+
+def _check_terms(shard: ShardDir, meta: dict) -> None:
+    TermStats(shard.terms).check(int(meta["documents"]))

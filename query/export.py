@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nagindex.atomic import atomic_path
-from nagindex.errors import InputError
+from nagindex.errors import InputError, NagindexError
 from nagindex.storage import is_url, location, open_file
 
 from .profile import Profiles, ScoreSpec
@@ -95,7 +95,10 @@ def export_profiles(selector, targets: Targets, spec: ScoreSpec = ScoreSpec()) -
     """
     import importlib.metadata
 
-    profiles = selector.profiles(targets, spec)
+    if spec.weighting == "bm25":
+        raise NagindexError("--weighting bm25: a saved profile holds the codes' weight tables alone, not BM25; "
+                            "name paper, idf, classifier or auto")
+    profiles = selector.profiles(targets, spec, bm25=False)       # auto chooses among the tables alone
     sims = selector.similarities(profiles, spec.neuron_type)
     index = selector.index
     about = {"index": str(index.path.resolve()), "documents": index.documents, "dtype": selector.dtype,

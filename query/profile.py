@@ -26,6 +26,7 @@ import numpy as np
 from nagindex.errors import NagindexError
 from nagindex.settings import WEIGHTINGS
 
+from .bm25 import Bm25
 from .classifier import DEFAULT_NEGATIVES, fit_weights
 from .scoring import score_codes
 
@@ -66,7 +67,8 @@ def parse_layers(spec: str, num_layers: int) -> tuple[int, ...]:
 
 @dataclass
 class Profiles:
-    """One column per target: ``table[l, n, m]`` and ``scale[m]`` with sim = scale * sum."""
+    """One column per target: ``table[l, n, m]`` and ``scale[m]`` with sim = scale * sum, plus, with ``bm25``,
+    ``bm25_scale[m]`` times the target's BM25 score of the document (docs/design.md §1.3)."""
 
     names: list[str]
     table: np.ndarray        # float32 [L_sel, N, M]
@@ -76,13 +78,17 @@ class Profiles:
     counts: np.ndarray       # float64 [M, L_sel, N]: raw target counts, for explanations
     examples: np.ndarray     # int64 [M]
     choices: list[dict] = field(default_factory=list)   # --weighting auto: per task, what it chose and why
+    bm25: Bm25 | None = None             # BM25 scores added to the similarity (--weighting bm25, auto's fusions)
+    bm25_scale: np.ndarray | None = None  # [M]: the factor of each target's BM25 score
+    codes: bool = True                    # False: the codes weigh nothing (--weighting bm25), nothing to scan
 
     def similarity(self, sums: np.ndarray) -> np.ndarray:
         """``[n, M]`` float64 similarities from the scoring kernels' raw sums ``[n, M]``."""
         return sums.astype(np.float64) * self.scale[None, :]
 
     def score(self, codes: np.ndarray) -> np.ndarray:
-        """``[n, M]`` similarities of documents given by their codes (``[n, L, K]``), outside any index."""
+        """``[n, M]`` similarities of documents given by their codes (``[n, L, K]``), outside any index;
+        without their BM25 part (``Selector.score_texts`` adds it)."""
         return self.similarity(score_codes(codes, self.table, self.layers, self.top_k))
 
     def weights(self) -> np.ndarray:

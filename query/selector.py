@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Iterator
@@ -29,10 +30,11 @@ from nagindex.settings import ExtractSettings
 
 from .approx import DEFAULT_OVERSAMPLE, ApproxSearch, check_search, resolve
 from .auto import AUTO, choose_profiles, describe
+from .bm25 import Bm25, check_terms
 from .budget import Budget
 from .classifier import sample_rows
 from .profile import Profiles, ScoreSpec, build_profiles
-from .scoring import damage_reported, gather_chunks, score_chunks
+from .scoring import damage_reported, score_chunks
 from .scoring_torch import cuda_available, score_chunks_torch
 from .select import Pick, Stream, pick, pick_each
 from .targets import Targets, cache_key, cached_codes
@@ -105,18 +107,42 @@ class Selector:
                 bar(total=len(texts), unit="text", desc="targets' forward pass", leave=False) as done:
             return extractor.extract(texts, lambda n, _tokens: done.update(n)).codes
 
-    def profiles(self, targets: Targets, spec: ScoreSpec = ScoreSpec()) -> Profiles:
+    def profiles(self, targets: Targets, spec: ScoreSpec = ScoreSpec(), bm25: bool = True) -> Profiles:
+        """The targets' profiles under ``spec``; ``bm25``: ``--weighting auto`` may choose a fusion with BM25,
+        where the index keeps term statistics (not for what scores weight tables alone: FAISS, Ray, saved
+        profiles)."""
         self._check_type(spec.neuron_type)
         codes = self.target_codes(targets.texts)[spec.neuron_type]
         groups = {name: codes[rows] for name, rows in targets.groups().items()}
         if spec.weighting == AUTO:
-            return choose_profiles(self.index, groups, spec)
+            texts = self._texts_of(targets) if bm25 and self.index.manifest.get("terms") else None
+            return choose_profiles(self.index, groups, spec, texts)
+        if spec.weighting == "bm25":
+            return self._bm25_profiles(targets, groups, spec)
         df = self.index.slot_counts(spec.neuron_type) if spec.weighting == "idf" else None
         negatives = None
         if spec.weighting == "classifier":
             negatives = self.index.codes_of(spec.neuron_type, sample_rows(self.index.documents, spec.negatives, spec.seed))
         return build_profiles(groups, self.index.neurons[spec.neuron_type], self.index.num_layers,
                               self.index.top_k, spec, df, self.index.documents, negatives)
+
+    def _bm25_profiles(self, targets: Targets, groups: dict[str, np.ndarray], spec: ScoreSpec) -> Profiles:
+        """``--weighting bm25``: the targets' BM25 scores alone; the codes weigh nothing (docs/design.md §2.4)."""
+        check_terms(self.index)
+        names = list(groups)
+        shape = build_profiles(groups, self.index.neurons[spec.neuron_type], self.index.num_layers,
+                               self.index.top_k, dataclasses.replace(spec, weighting="paper"))
+        return dataclasses.replace(shape, scale=np.zeros(len(names)), codes=False, bm25=self.bm25(targets),
+                                   bm25_scale=np.ones(len(names)))
+
+    def bm25(self, targets: Targets) -> Bm25:
+        """BM25 of the pool against each target, its examples read as far as the backbone reads them."""
+        return Bm25(self.index, self._texts_of(targets))
+
+    def _texts_of(self, targets: Targets) -> dict[str, list[str]]:
+        """Each target's examples as far as the backbone reads them: the texts BM25 reads."""
+        texts = self.extractor.truncate(targets.texts)
+        return {name: [texts[i] for i in rows] for name, rows in targets.groups().items()}
 
     def _check_type(self, neuron_type: str) -> None:
         if neuron_type not in self.index.neuron_types:
@@ -136,8 +162,25 @@ class Selector:
         select (:meth:`select`). On a machine with CUDA (and ``device`` not
         ``cpu``) the sums run on the GPU.
         """
-        sums = gather_chunks(self._scored(profiles, neuron_type), self.index.documents, len(profiles.names))
-        return profiles.similarity(sums)
+        out = np.empty((self.index.documents, len(profiles.names)))
+        for first_row, sims in self._similarities(profiles, neuron_type):
+            out[first_row:first_row + len(sims)] = sims
+        return out
+
+    def _similarities(self, profiles: Profiles, neuron_type: str) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first_row, float64 similarities [rows, M])`` over the whole pool, chunk by chunk: the codes'
+        table, plus the targets' BM25 where the profiles hold it (docs/design.md §1.3)."""
+        if not profiles.codes:
+            with phase(f"BM25 of {self.index.documents:,} documents against {len(profiles.names)} "
+                       f"target{'s' if len(profiles.names) != 1 else ''}"):
+                for shard in self.index.shards:
+                    yield shard.offset, profiles.bm25.shard_scores(shard) * profiles.bm25_scale
+            return
+        for first_row, sums in self._scored(profiles, neuron_type):
+            sims = profiles.similarity(sums)
+            if profiles.bm25 is not None:
+                sims += profiles.bm25.rows(first_row, len(sims)) * profiles.bm25_scale
+            yield first_row, sims
 
     def _scored(self, profiles: Profiles, neuron_type: str) -> Iterator[tuple[int, np.ndarray]]:
         """``(first_row, float32 raw sums [rows, M])`` over the whole pool, chunk by chunk."""
@@ -156,7 +199,10 @@ class Selector:
 
     def score_texts(self, texts: list[str], profiles: Profiles, neuron_type: str = "fwd_up") -> np.ndarray:
         """Similarity of arbitrary texts (not in the pool) to each target: ``[len(texts), M]``."""
-        return profiles.score(self.extractor.extract(texts).codes[neuron_type])
+        sims = profiles.score(self.extractor.extract(texts).codes[neuron_type])
+        if profiles.bm25 is not None:
+            sims += profiles.bm25.texts_scores(self.extractor.truncate(texts)) * profiles.bm25_scale
+        return sims
 
     # -- selection ----------------------------------------------------------
 
@@ -198,7 +244,15 @@ class Selector:
             raise NagindexError("--engine ray scores each shard apart, exactly; --quality-field (normalised over "
                                 "the whole pool) and --search approx need --engine local")
         check_search(search, self.index, spec.neuron_type, quality is not None)
-        profiles = self.profiles(targets, spec)
+        if spec.weighting == "bm25":
+            check_terms(self.index)
+            if search == "approx" or self.engine == "ray":
+                raise NagindexError("--weighting bm25: approximate search (--search approx) and --engine ray score "
+                                    "the codes' weight tables alone; use --search exact and --engine local")
+        # FAISS and Ray score weight tables alone: there, auto leaves its BM25 fusions out (docs/design.md §1.3).
+        profiles = self.profiles(targets, spec, bm25=search != "approx" and self.engine != "ray")
+        if profiles.bm25 is not None:
+            search = "exact"
         names = profiles.names
         share = [float((weights or {}).get(n, 1.0)) for n in names]
         unknown = sorted(set(weights or {}) - set(names))
@@ -246,8 +300,7 @@ class Selector:
     def _stream_select(self, profiles: Profiles, neuron_type: str, budgets: list[Budget]) -> tuple[list[Pick], list[np.ndarray]]:
         """The exact selection in one pass over the pool, keeping per target only what it can still select."""
         streams = [Stream(b, self.index.tokens_of, self.index.documents, self.index.total_tokens) for b in budgets]
-        for first_row, sums in self._scored(profiles, neuron_type):
-            sims = profiles.similarity(sums)
+        for first_row, sims in self._similarities(profiles, neuron_type):
             for m, stream in enumerate(streams):
                 stream.add(first_row, sims[:, m])
         picked = [stream.pick(self.index.ids_of) for stream in streams]

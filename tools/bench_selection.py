@@ -23,7 +23,12 @@ With ``--auto``, the same index instead times, in this one process, what
 ``--weighting auto`` adds before the scan (docs/design.md §1.3: the pool
 samples read, every candidate built on held-out folds and judged, the chosen
 tables built) against the streaming exact scan of the paper's weighting, and
-prints each target's choice.
+prints each target's choice. With ``--terms`` as well, the index also keeps term
+statistics of synthetic texts (Zipf-distributed words, a quarter of each
+document's from its topic's own; the targets' examples alike), so that the
+BM25 fusions are candidates (docs/design.md §2.4): the choice is timed with
+and without them, and the whole query (the choice and the scan of what was
+chosen) against the scan of the paper's weighting.
 
 Both must select the very same documents in the same order, with the same
 similarities; the store is read once beforehand so that neither pays for a
@@ -34,6 +39,7 @@ second.
 
     python -m tools.bench_selection --docs 10000000 --dir /tmp/nagselect
     python -m tools.bench_selection --docs 10000000 --dir /tmp/nagselect --auto
+    python -m tools.bench_selection --docs 200000 --dir /tmp/nagselect --auto --terms
 """
 from __future__ import annotations
 
@@ -57,6 +63,7 @@ from nagindex.errors import IndexStateError
 from nagindex.index import Index
 from nagindex.store import CodeStore
 from nagindex.synthetic import NEURON_TYPE, Pool, write_store
+from nagindex.terms import Counts, write_shard
 from query.budget import Budget
 from query.profile import ScoreSpec
 from query.select import pick, pick_each
@@ -68,16 +75,44 @@ EXAMPLES = 30
 RUNS = {"open": "index opened, profiles built", "every": "every score held, then pick per target",
         "stream": "Selector.select(search='exact')"}
 LABELS = {"open": "open", "every": "every score", "stream": "streaming"}
+WORDS, TOPIC_WORDS, TEXT_WORDS = 50_000, 200, 60     # synthetic texts: vocabulary, a topic's own words, words a text
+TOPICS = 300
 
 
 # -- what is selected from --------------------------------------------------------
 
-def synthetic_index(directory: Path, docs: int, seed: int) -> tuple[Path, Path]:
+def synthetic_texts(rng: np.random.Generator, topics: np.ndarray) -> list[str]:
+    """One text per topic of ``topics``: Zipf-distributed words, a quarter of them its topic's own."""
+    ranks = np.minimum(rng.zipf(1.3, (len(topics), TEXT_WORDS)), WORDS)
+    own = rng.integers(0, TOPIC_WORDS, (len(topics), TEXT_WORDS // 4))
+    return [" ".join([f"w{r}" for r in row] + [f"t{t}x{k}" for k in mine]) for row, mine, t in zip(ranks, own, topics)]
+
+
+def target_texts(seed: int) -> dict[str, list[str]]:
+    rng = np.random.default_rng([seed, 3])
+    return {f"topic-{t}": synthetic_texts(rng, np.full(EXAMPLES, t)) for t in TARGET_TOPICS}
+
+
+def synthetic_terms(path: Path, docs: int, seed: int) -> None:
+    """Term statistics of ``docs`` synthetic texts (document ``d`` of topic ``d % TOPICS``), written once."""
+    if path.exists():
+        return
+    t, rng, step = time.perf_counter(), np.random.default_rng([seed, 4]), 100_000
+    write_shard(path, [Counts.of(synthetic_texts(rng, np.arange(start, min(docs, start + step)) % TOPICS))
+                       for start in range(0, docs, step)])
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.0f} s", flush=True)
+
+
+def synthetic_index(directory: Path, docs: int, seed: int, terms: bool = False) -> tuple[Path, Path]:
     """The index of ``docs`` synthetic documents and the targets' codes under ``directory``,
-    written unless already there."""
+    written unless already there; with ``terms``, term statistics of synthetic texts too."""
     directory.mkdir(parents=True, exist_ok=True)
-    store, index, targets = (directory / f"codes-{docs}-seed{seed}.h5", directory / f"pool-{docs}-seed{seed}.index",
+    store, index, targets = (directory / f"codes-{docs}-seed{seed}.h5",
+                             directory / f"pool-{docs}-seed{seed}{'-terms' if terms else ''}.index",
                              directory / f"targets-seed{seed}.npy")
+    term_file = directory / f"terms-{docs}-seed{seed}.h5"
+    if terms:
+        synthetic_terms(term_file, docs, seed)
     pool = None
     if not _holds(store, docs):
         pool = Pool.make(seed)
@@ -90,7 +125,7 @@ def synthetic_index(directory: Path, docs: int, seed: int) -> tuple[Path, Path]:
         shutil.rmtree(index, ignore_errors=True)
         pool = pool or Pool.make(seed)
         t = time.perf_counter()
-        make_index(index, [store], pool, spec=None)
+        make_index(index, [store], pool, spec=None, terms=[term_file] if terms else None)
         print(f"wrote {index} (no vectors) in {time.perf_counter() - t:.0f} s", flush=True)
     if not targets.exists():
         pool = pool or Pool.make(seed)
@@ -183,17 +218,30 @@ def timed(call) -> tuple[object, float, float]:
     return out, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def time_auto(index: Path, target_codes: Path, fraction: float) -> None:
+def time_auto(index: Path, target_codes: Path, fraction: float, seed: int) -> None:
     """Print what choosing the weighting costs against the exact scan it precedes, and what was chosen."""
     selector, targets = synthetic_selector(index, target_codes)
-    profiles, c_wall, c_cpu = timed(lambda: selector.profiles(targets, ScoreSpec(weighting="auto")))
-    _, s_wall, s_cpu = timed(lambda: selector.select(targets, Budget(fraction=fraction), search="exact"))
+    terms = bool(selector.index.manifest.get("terms"))
+    if terms:
+        texts = target_texts(seed)
+        selector._texts_of = lambda _targets: texts       # the synthetic examples' texts, as the backbone reads them
+    auto, budget = ScoreSpec(weighting="auto"), Budget(fraction=fraction)
+    if terms:       # first: what both choices share warms up here (imports, the classifier's first fit)
+        _, n_wall, n_cpu = timed(lambda: selector.profiles(targets, auto, bm25=False))
+    profiles, c_wall, c_cpu = timed(lambda: selector.profiles(targets, auto))
     for c in profiles.choices:
         scores = ", ".join(f"{s['weighting']} {s['score']:.4f}" for s in c["candidates"])
         print(f"  {c['target']}: {c['weighting']}  ({scores})")
+    _, s_wall, s_cpu = timed(lambda: selector.select(targets, budget, search="exact"))
     print(f"{'weighting auto, the choice':<30} wall {c_wall:>7.1f} s, cpu {c_cpu:>7.1f} s")
+    if terms:
+        _, q_wall, q_cpu = timed(lambda: selector.select(targets, budget, auto, search="exact"))
+        print(f"{'  without the BM25 fusions':<30} wall {n_wall:>7.1f} s, cpu {n_cpu:>7.1f} s")
+        print(f"{'the query under auto':<30} wall {q_wall:>7.1f} s, cpu {q_cpu:>7.1f} s  (choice and scan)")
     print(f"{'the exact scan (paper)':<30} wall {s_wall:>7.1f} s, cpu {s_cpu:>7.1f} s")
     print(f"  choice / scan: wall {c_wall / s_wall:.3f}x, cpu {c_cpu / s_cpu:.3f}x")
+    if terms:
+        print(f"  query under auto / scan (paper): wall {q_wall / s_wall:.3f}x, cpu {q_cpu / s_cpu:.3f}x")
 
 
 def measure(kind: str, index: Path, target_codes: Path, fraction: float, out: Path) -> dict:
@@ -216,6 +264,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--auto", action="store_true",
                     help="time the choice of --weighting auto against the exact scan instead, in one process")
+    ap.add_argument("--terms", action="store_true",
+                    help="with --auto: the index keeps term statistics of synthetic texts; BM25 fusions are candidates")
     ap.add_argument("--run", choices=sorted(RUNS), help=argparse.SUPPRESS)      # one way, in its own process
     ap.add_argument("--index", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--target-codes", type=Path, help=argparse.SUPPRESS)
@@ -224,11 +274,11 @@ def main() -> None:
     if args.run:
         select_in_process(args.run, args.index, args.target_codes, args.fraction, args.out)
         return
-    index, target_codes = synthetic_index(args.dir, args.docs, args.seed)
+    index, target_codes = synthetic_index(args.dir, args.docs, args.seed, args.terms and args.auto)
     warm(index)
     print(f"{args.docs:,} documents, {len(TARGET_TOPICS)} targets of {EXAMPLES} examples, --fraction {args.fraction:g}")
     if args.auto:
-        time_auto(index, target_codes, args.fraction)
+        time_auto(index, target_codes, args.fraction, args.seed)
         return
     print(f"{'method':<12} {'wall s':>8} {'cpu s':>8} {'peak MB':>9}  what")
     figures, tables = {}, {}

@@ -84,9 +84,7 @@ class Task:
 
     def truncated(self, texts: list[str]) -> list[str]:
         """The texts as far as the backbone reads them: up to the end of their ``max_length``-th token."""
-        enc = self.extractor.backbone.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True,
-                                                truncation=True, max_length=self.extractor.settings.max_length)
-        return [text[: spans[-1][1]] if spans else "" for text, spans in zip(texts, enc["offset_mapping"])]
+        return self.extractor.truncate(texts)
 
     def pool_texts(self) -> list[str]:
         return self.truncated(self.selector.texts(np.arange(self.selector.index.documents)))
