@@ -64,7 +64,9 @@ from .bootstrap import LEVEL, Interval, paired_intervals
 from .proxy_train import Trainer, load_proxy
 
 BASELINES = ("random", "bm25", "embedding", "heldout")
-METHODS = SELECTION_WEIGHTINGS + BASELINES
+#: The index's weightings; ``bm25`` is the baseline over the pool's texts, which needs no term statistics.
+WEIGHTED = tuple(w for w in SELECTION_WEIGHTINGS if w not in BASELINES)
+METHODS = WEIGHTED + BASELINES
 DEFAULT_METHODS = ("auto", "paper", "classifier", "idf", "random", "bm25", "embedding")
 
 
@@ -200,7 +202,7 @@ def _selections(selector: Selector, chooser: Targets, held: dict[str, list[str]]
             rankings[method] = {t: [np.random.default_rng([seed, m]).permutation(index.documents).astype(np.float64)
                                     for seed in range(seeds)] for m, t in enumerate(names)}
             continue
-        if method in SELECTION_WEIGHTINGS:
+        if method in WEIGHTED:
             profiles = selector.profiles(chooser, replace(spec, weighting=method))
             chosen.update({c["target"]: c["weighting"] for c in profiles.choices or []})
             scores = selector.similarities(profiles, spec.neuron_type)
