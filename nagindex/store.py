@@ -68,6 +68,10 @@ from .errors import CodeOutOfRange, IndexStateError
 from .idhash import SortedHashes, stable_hashes
 
 CHUNK_ROWS = 4096
+# HDF5's caches per open store, raw chunks and metadata: reads take whole chunks themselves
+# (``take_rows``, ``iter_codes``), and an index holds every shard open, so a cache per store
+# is memory per shard.
+READ_CACHE = 1 << 18
 STR = h5py.string_dtype("utf-8")
 REQUIRED = ("ids", "tokens", "source_file", "source_offset", "checksums/ids")
 
@@ -215,7 +219,8 @@ class CodeStore:
         self.path = Path(path)
         self.verify = verify
         try:
-            self._f = h5py.File(self.path, "r")
+            self._f = h5py.File(self.path, "r", rdcc_nbytes=READ_CACHE)
+            _bound_metadata_cache(self._f)
         except (OSError, ValueError) as e:
             raise IndexStateError(f"{self.path}: not a readable code store ({_reason(e)}); "
                                   "the file is damaged: build this shard again") from None
@@ -435,6 +440,20 @@ class CodeStore:
         """
         for start in range(0, self.rows, chunk_rows):
             yield start, self.read_codes(neuron_type, start, start + chunk_rows)
+
+
+def _bound_metadata_cache(f: h5py.File) -> None:
+    """Keep HDF5's metadata cache of ``f`` to ``READ_CACHE``.
+
+    An index holds every shard's store open, and reading the ids of rows spread
+    over a shard grows its file's cache (the heap blocks of the strings) to
+    several MB by default: several MB a shard, so a query's memory grew with the
+    pool (measured in tools.bench_pool_memory, docs/figures.md).
+    """
+    config = f.id.get_mdc_config()
+    config.set_initial_size, config.initial_size = True, READ_CACHE
+    config.min_size, config.max_size = min(config.min_size, READ_CACHE), READ_CACHE
+    f.id.set_mdc_config(config)
 
 
 def take_rows(ds: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
