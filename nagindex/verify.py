@@ -73,8 +73,9 @@ def verify(path: str | os.PathLike) -> VerifyReport:
     return report
 
 
-def _check_store(shard: ShardDir, meta: dict, chunk_rows: int = 4 * CHUNK_ROWS) -> None:
-    """Read every row of the store, a chunk at a time (its memory is one chunk's, not the shard's)."""
+def _check_store(shard: ShardDir, meta: dict, chunk_rows: int = CHUNK_ROWS) -> None:
+    """Read every row of the store, a chunk at a time: its memory is one chunk's, not the shard's (the
+    slot recount of a chunk takes 10 KB a row)."""
     with CodeStore(shard.codes) as store:
         if store.rows != int(meta["documents"]):
             raise IndexStateError(f"{shard.codes}: {store.rows} rows, shard.json records {meta['documents']} documents")
