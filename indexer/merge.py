@@ -135,27 +135,25 @@ def _check_disjoint(names: list[str], metas: list[dict]) -> None:
 def _check_unique_ids(index: IndexDir, names: list[str], metas: list[dict]) -> None:
     """Refuse an id held twice, naming both places.
 
-    Shards are compared two at a time by their sorted id hashes
+    Parts are compared two at a time by their sorted id hashes
     (``CodeStore.id_hashes``, nagindex.idhash), and the ids behind a shared
-    hash by themselves: two shards' hashes in memory at most, however many
-    shards are merged.
+    hash by themselves: two parts' hashes in memory, and two parts' stores
+    open, however many parts are merged.
     """
-    stores = [CodeStore(index.shard(name).codes) for name in names]
-    try:
-        for i, store in enumerate(tqdm(stores, unit="shard", desc="checking ids", disable=None)):
+    for i, name in enumerate(tqdm(names, unit="shard", desc="checking ids", disable=None)):
+        with CodeStore(index.shard(name).codes) as store:
             mine = store.id_hashes()
-            for j in range(i + 1, len(stores)):
-                at, rows = stores[j].id_hashes().matches(mine.hashes)
-                if not len(at):
-                    continue
-                ids = store.ids_of(mine.rows[at])
-                same = np.flatnonzero(ids == stores[j].ids_of(rows))
-                if len(same):
-                    k = same[0]
-                    raise IndexStateError(
-                        f"id {ids[k]!r} is in shard {names[i]} ({source_of(store, metas[i], int(mine.rows[at[k]]))}) "
-                        f"and in shard {names[j]} ({source_of(stores[j], metas[j], int(rows[k]))}); a build refuses "
-                        "a corpus that holds an id twice: give every document its own id and rebuild the parts that hold it")
-    finally:
-        for store in stores:
-            store.close()
+            for j in range(i + 1, len(names)):
+                with CodeStore(index.shard(names[j]).codes) as other:
+                    at, rows = other.id_hashes().matches(mine.hashes)
+                    if not len(at):
+                        continue
+                    ids = store.ids_of(mine.rows[at])
+                    same = np.flatnonzero(ids == other.ids_of(rows))
+                    if len(same):
+                        k = same[0]
+                        raise IndexStateError(
+                            f"id {ids[k]!r} is in shard {name} ({source_of(store, metas[i], int(mine.rows[at[k]]))}) "
+                            f"and in shard {names[j]} ({source_of(other, metas[j], int(rows[k]))}); a build refuses "
+                            "a corpus that holds an id twice: give every document its own id and rebuild the parts "
+                            "that hold it")
