@@ -29,7 +29,7 @@ from nagindex import storage
 from nagindex.corpus import Record, Skipped, choose_split, find_files, read_records, text_hashes
 from nagindex.errors import IndexStateError, InputError, NagindexError
 from nagindex.extract import Extractor
-from nagindex.index import Index, KnownIds
+from nagindex.index import Index
 from nagindex.indexdir import IndexDir, ShardDir, comparable, differences, part_name
 from nagindex.sketch import Sketch
 from nagindex.progress import CorpusBar, phase, showing
@@ -156,15 +156,15 @@ def _build(index: IndexDir, everything: list[storage.Location], files: list[stor
     if not work.is_finished:
         # Reading starts after the windows already finished; their ids and skipped records come from their parts.
         resume = resume_point(work)
-        seen = KnownIds(Index(index.path), f"{index.path} (already indexed)") if manifest else {}
-        seen.update(resume.seen)
         skipped += resume.skipped
         # Ids name files relative to the whole corpus, every split of it: a part built with
         # --shard (or --split) gives each document the id that a build of all gives it.
         read = functools.partial(read_records, files, options.text_field, options.id_field, template=options.template,
                                  extra_fields=options.keep_fields, on_error="skip" if options.skip_bad else "raise",
-                                 seen_ids=seen, max_record_size=options.max_record_size,
+                                 max_record_size=options.max_record_size,
                                  root=storage.common_root(everything), start=resume.start)
+        seen = {**resume.seen, **(_indexed_ids(index.path, read, resume.seen) if manifest else {})}
+        read = functools.partial(read, seen_ids=seen)
         if options.engine == "ray":
             from .ray_build import extract_windows
             # The replicas compute in the dtype the index records (an append: the index's own).
@@ -176,6 +176,28 @@ def _build(index: IndexDir, everything: list[storage.Location], files: list[stor
     if options.shard is None:
         index.write_manifest(existing + [meta], header)
     return BuildReport(index.path, name, meta["documents"], meta["tokens"], done, skipped, time.perf_counter() - started, "built")
+
+
+def _indexed_ids(index_path: Path, read, before: dict[str, str]) -> dict[str, str]:
+    """The ids of an appended corpus that the index holds already, each with where it holds it.
+
+    The corpus is read through once for its ids, which are then looked up in one
+    shard of the index after another (``Index.holders``): the index's ids are
+    never all in memory, however large it grows. Its reader then refuses (or
+    with --skip-bad skips) these as it refuses an id seen twice in the corpus.
+    ``read(skipped=, seen_ids=)`` reads the corpus; ``before``: the ids of the
+    windows an earlier run finished.
+    """
+    ids = dict(before)
+    with phase("checking the ids of the corpus against the index"):
+        for _ in read(skipped=[], seen_ids=ids):
+            pass
+        index = Index(index_path)
+        try:
+            held = index.holders(list(ids))
+        finally:
+            index.close()
+    return {i: f"{where} (already indexed)" for i, where in held.items()}
 
 
 def _already_indexed(index_path: Path, existing: list[dict], fingerprint: list[dict], append: bool) -> str | None:

@@ -23,6 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from nagindex.errors import IndexStateError
+from nagindex.index import source_of
 from nagindex.indexdir import IndexDir, comparable, describe_holder, differences, header_of, part_name
 from nagindex.store import CodeStore
 
@@ -134,29 +135,25 @@ def _check_disjoint(names: list[str], metas: list[dict]) -> None:
 def _check_unique_ids(index: IndexDir, names: list[str], metas: list[dict]) -> None:
     """Refuse an id held twice, naming both places.
 
-    Ids are compared by their hashes (``CodeStore.id_hashes``), and the ids
-    behind a shared hash by themselves.
+    Parts are compared two at a time by their sorted id hashes
+    (``CodeStore.id_hashes``, nagindex.idhash), and the ids behind a shared
+    hash by themselves: two parts' hashes in memory, and two parts' stores
+    open, however many parts are merged.
     """
-    stores = [CodeStore(index.shard(name).codes) for name in names]
-    try:
-        starts = np.cumsum([0, *(s.rows for s in stores)])
-        hashes = np.concatenate([s.id_hashes() for s in tqdm(stores, unit="shard", desc="checking ids", disable=None)])
-        order = np.argsort(hashes, kind="stable")
-        for i in np.flatnonzero(hashes[order[1:]] == hashes[order[:-1]]):
-            places = [_place(stores, names, metas, starts, int(g)) for g in order[i:i + 2]]
-            if places[0][0] == places[1][0]:
-                raise IndexStateError(
-                    f"id {places[0][0]!r} is in {places[0][1]} and in {places[1][1]}; a build refuses a corpus "
-                    "that holds an id twice: give every document its own id and rebuild the parts that hold it")
-    finally:
-        for store in stores:
-            store.close()
-
-
-def _place(stores: list[CodeStore], names: list[str], metas: list[dict], starts: np.ndarray, row: int) -> tuple[str, str]:
-    """The id at global ``row``, and where it was read from."""
-    s = int(np.searchsorted(starts, row, side="right")) - 1
-    local = np.array([row - starts[s]])
-    files, offsets = stores[s].sources()
-    path = metas[s]["files"][int(files[local[0]])]["path"]
-    return stores[s].ids_of(local)[0], f"shard {names[s]} ({path}, offset {int(offsets[local[0]])})"
+    for i, name in enumerate(tqdm(names, unit="shard", desc="checking ids", disable=None)):
+        with CodeStore(index.shard(name).codes) as store:
+            mine = store.id_hashes()
+            for j in range(i + 1, len(names)):
+                with CodeStore(index.shard(names[j]).codes) as other:
+                    at, rows = other.id_hashes().matches(mine.hashes)
+                    if not len(at):
+                        continue
+                    ids = store.ids_of(mine.rows[at])
+                    same = np.flatnonzero(ids == other.ids_of(rows))
+                    if len(same):
+                        k = same[0]
+                        raise IndexStateError(
+                            f"id {ids[k]!r} is in shard {name} ({source_of(store, metas[i], int(mine.rows[at[k]]))}) "
+                            f"and in shard {names[j]} ({source_of(other, metas[j], int(rows[k]))}); a build refuses "
+                            "a corpus that holds an id twice: give every document its own id and rebuild the parts "
+                            "that hold it")

@@ -16,6 +16,7 @@ import faiss
 import numpy as np
 
 from .errors import CodeOutOfRange, IndexStateError
+from .idhash import stable_hashes
 from .indexdir import SHARD_META, IndexDir, ShardDir, comparable, describe_holder, differences, template_of
 from .storage import is_url, local_copy
 from .store import CHUNK_ROWS, CodeStore
@@ -238,41 +239,24 @@ class Index:
             if "store" in s.__dict__:
                 s.store.close()
 
+    def holders(self, ids: list[str]) -> dict[str, str]:
+        """Which of ``ids`` the index holds already, each with where: for refusing them in an append.
 
-class KnownIds(dict):
-    """The ids seen so far by the corpus reader (its ``seen_ids``), starting with an index's own.
-
-    For ``--append``: the index's ids are held as hashes (``CodeStore.id_hashes``)
-    with their order, 16 bytes a document, and a hash found is confirmed by the
-    id itself. The corpus's new ids are held as the reader holds them, in the
-    dict, with where each was first seen.
-    """
-
-    def __init__(self, index: Index, where: str):
-        super().__init__()
-        hashes = np.concatenate([np.zeros(0, np.int64), *(s.store.id_hashes() for s in index.shards)])
-        self._order = np.argsort(hashes, kind="stable")
-        self._hashes = hashes[self._order]
-        self._index, self._where = index, where
-
-    def get(self, doc_id: str, default=None):
-        if doc_id in self:
-            return self[doc_id]
-        h = hash(doc_id)
-        at = int(np.searchsorted(self._hashes, h))
-        while at < len(self._hashes) and self._hashes[at] == h:
-            if self._index.ids_of(self._order[at:at + 1])[0] == doc_id:
-                return self._where
-            at += 1
-        return default
-
-    def __reduce__(self):
-        # Sent to another process (the reader task of a Ray build): the hashes are salted per
-        # process and the index's files are open here, so the index is opened again there.
-        return _known_ids, (self._index.path.absolute(), self._where, dict(self))
+        Each shard's sorted id hashes are read in turn (nagindex.idhash), so this
+        holds one shard's (16 bytes a document of it) besides ``ids``, however
+        many shards the index has.
+        """
+        ids = np.asarray(ids, dtype=object)
+        hashes = stable_hashes(ids)
+        found: dict[str, str] = {}
+        for shard in self.shards:
+            at, rows = shard.store.find_ids(ids, hashes)
+            for a, row in zip(at, rows):
+                found[ids[a]] = f"shard {shard.name} of {self.path} ({source_of(shard.store, shard.meta, int(row))})"
+        return found
 
 
-def _known_ids(path: Path, where: str, seen: dict[str, str]) -> KnownIds:
-    known = KnownIds(Index(path), where)
-    known.update(seen)
-    return known
+def source_of(store: CodeStore, meta: dict, row: int) -> str:
+    """Where the document at ``row`` of a shard's store was read: its corpus file and offset."""
+    files, offsets = store.sources(slice(row, row + 1))
+    return f"{meta['files'][int(files[0])]['path']}, offset {int(offsets[0])}"

@@ -9,6 +9,11 @@ Layout of ``codes.h5`` (all datasets have one row per document, in corpus order)
 ``impacts/<type>``    float16 ``[n, L, K]``, optional: the impacts themselves.
 ``ids``               utf-8 strings: the document ids.
 ``checksums/ids``     uint32: the CRC-32 of each id's utf-8 bytes.
+``id_hashes``         uint64: the blake2b-64 hash of every id (nagindex.idhash),
+                      ascending, not in row order; ``id_hash_rows`` uint32: the
+                      row of each. For refusing duplicate ids one shard at a
+                      time; absent from stores written before them (computed
+                      from the ids when read).
 ``tokens``            int64: each document's full token count (not truncated).
 ``source_file``       uint32: index into the shard's list of corpus files.
 ``source_offset``     int64: byte offset of the record in its (decompressed)
@@ -60,8 +65,13 @@ import numpy as np
 from numba import njit
 
 from .errors import CodeOutOfRange, IndexStateError
+from .idhash import SortedHashes, stable_hashes
 
 CHUNK_ROWS = 4096
+# HDF5's caches per open store, raw chunks and metadata: reads take whole chunks themselves
+# (``take_rows``, ``iter_codes``), and an index holds every shard open, so a cache per store
+# is memory per shard.
+READ_CACHE = 1 << 18
 STR = h5py.string_dtype("utf-8")
 REQUIRED = ("ids", "tokens", "source_file", "source_offset", "checksums/ids")
 
@@ -121,8 +131,10 @@ class StoreWriter:
         # the codes' chunks are larger than its default cache anyway.
         self._f = h5py.File(path, "w", rdcc_nbytes=0)
         self._df: dict[str, np.ndarray] = {}
+        self._id_hashes = np.zeros(n, np.uint64)
 
     def write(self, start: int, rows: Rows) -> None:
+        self._id_hashes[start:start + len(rows)] = stable_hashes(rows.ids)
         columns = {"ids": np.asarray(rows.ids, dtype=object), "checksums/ids": id_checksums(rows.ids),
                    "tokens": rows.tokens.astype(np.int64), "source_file": rows.source_file.astype(np.uint32),
                    "source_offset": rows.source_offset.astype(np.int64)}
@@ -154,6 +166,11 @@ class StoreWriter:
     def close(self) -> None:
         for t, df in self._df.items():
             self._f.create_dataset(f"df/{t}", data=df, fletcher32=True, chunks=df.shape)
+        by_hash = SortedHashes.of(self._id_hashes)
+        for name, data in (("id_hashes", by_hash.hashes), ("id_hash_rows", by_hash.rows.astype(np.uint32))):
+            self._create(name, data)
+            if self.n:
+                self._f[name][...] = data
         self._f.attrs["rows"] = self.n
         self._f.close()
 
@@ -188,7 +205,8 @@ def concat_stores(parts: list[str | Path], path: str | Path, neurons: Mapping[st
         with StoreWriter(path, n, neurons) as out:
             start = 0
             for store in stores:
-                out.write(start, store.read_rows())
+                for at in range(0, store.rows, 4 * CHUNK_ROWS):
+                    out.write(start + at, store.read_rows(at, at + 4 * CHUNK_ROWS))
                 start += store.rows
     finally:
         for store in stores:
@@ -204,7 +222,8 @@ class CodeStore:
         self.path = Path(path)
         self.verify = verify
         try:
-            self._f = h5py.File(self.path, "r")
+            self._f = h5py.File(self.path, "r", rdcc_nbytes=READ_CACHE)
+            _bound_metadata_cache(self._f)
         except (OSError, ValueError) as e:
             raise IndexStateError(f"{self.path}: not a readable code store ({_reason(e)}); "
                                   "the file is damaged: build this shard again") from None
@@ -354,18 +373,22 @@ class CodeStore:
                                f"{neuron_type} code {error.code}, beyond the backbone's {error.neurons} neurons: "
                                "the file is damaged; build this shard again")
 
-    def id_hashes(self, chunk_rows: int = 1 << 16) -> np.ndarray:
-        """A 64-bit hash of every id, in row order, for telling whether ids repeat.
-
-        8 bytes a document, where the ids as Python strings take about a hundred
-        (over 10 GB for 10^8). Python salts ``hash`` per process: compare hashes
-        computed in one process only, and confirm a shared hash by the ids.
-        """
-        out = np.empty(self.rows, np.int64)
+    def id_hashes(self, chunk_rows: int = 1 << 16) -> SortedHashes:
+        """The stable hashes of this store's ids, sorted (16 bytes a document of this shard): as stored,
+        or computed from the ids, a chunk at a time, for a store written before they were."""
+        if "id_hashes" in self._f:
+            with self._reading("id_hashes"):
+                return SortedHashes(self._f["id_hashes"][...], self._f["id_hash_rows"][...].astype(np.int64))
+        hashes = np.empty(self.rows, np.uint64)
         for at in range(0, self.rows, chunk_rows):
-            got = self.ids(slice(at, at + chunk_rows))
-            out[at:at + len(got)] = np.fromiter(map(hash, got), np.int64, len(got))
-        return out
+            hashes[at:at + chunk_rows] = stable_hashes(self.ids(slice(at, at + chunk_rows)))
+        return SortedHashes.of(hashes)
+
+    def find_ids(self, ids: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(at, rows)``: which of ``ids`` (with their ``stable_hashes``) this store holds, and where."""
+        at, rows = self.id_hashes().matches(hashes)
+        same = self.ids_of(rows) == np.asarray(ids, dtype=object)[at] if len(at) else np.zeros(0, bool)
+        return at[same], rows[same]
 
     def tokens(self) -> np.ndarray:
         with self._reading("tokens"):
@@ -381,9 +404,10 @@ class CodeStore:
         with self._reading("text_hash"):
             return take_rows(self._f["text_hash"], rows) if "text_hash" in self._f else None
 
-    def sources(self) -> tuple[np.ndarray, np.ndarray]:
+    def sources(self, rows: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+        """The corpus file (its place in shard.json's list) and offset of each of ``rows``."""
         with self._reading("source_file and source_offset"):
-            return self._f["source_file"][...], self._f["source_offset"][...]
+            return self._f["source_file"][rows], self._f["source_offset"][rows]
 
     def stored_bytes(self) -> dict[str, int]:
         """Bytes on disk of each top-level dataset or group (``codes``, ``ids``, ``df`` ...)."""
@@ -398,16 +422,18 @@ class CodeStore:
             self._f.visititems(visit)
         return sizes
 
-    def read_rows(self) -> Rows:
-        """Every row, checked, as the build wrote them."""
-        files, offsets = self.sources()
-        with self._reading("impacts and fields"):
-            impacts = {t: self._f[f"impacts/{t}"][...] for t in self._f.get("impacts", {})}
-            fields = {name: self._f[f"fields/{name}"][...] for name in self._f.get("fields", {})}
-        hashes = self.text_hashes(np.arange(self.rows))
-        return Rows(ids=list(self.ids()), tokens=self.tokens(), source_file=files, source_offset=offsets,
-                    codes={t: self.read_codes(t, 0, self.rows) for t in self.types}, impacts=impacts, fields=fields,
-                    text_hash=hashes)
+    def read_rows(self, start: int = 0, stop: int | None = None) -> Rows:
+        """Rows ``start:stop`` (default: all), checked, as the build wrote them."""
+        stop = self.rows if stop is None else min(stop, self.rows)
+        part = slice(start, stop)
+        with self._reading("the rows' columns"):
+            impacts = {t: self._f[f"impacts/{t}"][part] for t in self._f.get("impacts", {})}
+            fields = {name: self._f[f"fields/{name}"][part] for name in self._f.get("fields", {})}
+            columns = {name: self._f[name][part] for name in ("tokens", "source_file", "source_offset", "text_hash")
+                       if name in self._f}
+        return Rows(ids=list(self.ids(part)), tokens=columns["tokens"], source_file=columns["source_file"],
+                    source_offset=columns["source_offset"], codes={t: self.read_codes(t, start, stop) for t in self.types},
+                    impacts=impacts, fields=fields, text_hash=columns.get("text_hash"))
 
     def iter_codes(self, neuron_type: str, chunk_rows: int = 4 * CHUNK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(first_row, codes[first_row:first_row+chunk])`` over the whole store, checked.
@@ -417,6 +443,20 @@ class CodeStore:
         """
         for start in range(0, self.rows, chunk_rows):
             yield start, self.read_codes(neuron_type, start, start + chunk_rows)
+
+
+def _bound_metadata_cache(f: h5py.File) -> None:
+    """Keep HDF5's metadata cache of ``f`` to ``READ_CACHE``.
+
+    An index holds every shard's store open, and reading the ids of rows spread
+    over a shard grows its file's cache (the heap blocks of the strings) to
+    several MB by default: several MB a shard, so a query's memory grew with the
+    pool (measured in tools.bench_pool_memory, docs/figures.md).
+    """
+    config = f.id.get_mdc_config()
+    config.set_initial_size, config.initial_size = True, READ_CACHE
+    config.min_size, config.max_size = min(config.min_size, READ_CACHE), READ_CACHE
+    f.id.set_mdc_config(config)
 
 
 def take_rows(ds: h5py.Dataset, rows: np.ndarray) -> np.ndarray:

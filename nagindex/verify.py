@@ -25,7 +25,8 @@ import numpy as np
 from .errors import IndexStateError
 from .index import Shard
 from .indexdir import IndexDir, ShardDir
-from .store import CodeStore, slot_counts_of
+from .idhash import stable_hashes
+from .store import CHUNK_ROWS, CodeStore, slot_counts_of
 from .terms import TermStats
 
 
@@ -76,27 +77,37 @@ def verify(path: str | os.PathLike) -> VerifyReport:
     return report
 
 
-def _check_store(shard: ShardDir, meta: dict) -> None:
+def _check_store(shard: ShardDir, meta: dict, chunk_rows: int = CHUNK_ROWS) -> None:
+    """Read every row of the store, a chunk at a time: its memory is one chunk's, not the shard's (the
+    slot recount of a chunk takes 10 KB a row)."""
     with CodeStore(shard.codes) as store:
         if store.rows != int(meta["documents"]):
             raise IndexStateError(f"{shard.codes}: {store.rows} rows, shard.json records {meta['documents']} documents")
-        for t, neurons in meta["neurons"].items():
-            df = np.zeros((int(meta["layers"]), int(neurons)), np.int64)
-            for start, codes in store.iter_codes(t):
-                if codes.size and int(codes.max()) >= neurons:
-                    row = start + int(np.argmax(codes.reshape(len(codes), -1).max(axis=1) >= neurons))
-                    raise IndexStateError(f"{shard.codes}: row {row} holds a {t} code beyond the backbone's "
-                                          f"{neurons} neurons")
-                df += slot_counts_of(codes, neurons)
-            if not np.array_equal(df, store.slot_counts(t)):
+        neurons = {t: int(n) for t, n in meta["neurons"].items()}
+        df = {t: np.zeros((int(meta["layers"]), n), np.int64) for t, n in neurons.items()}
+        tokens, id_hashes = 0, np.uint64(0)
+        for start in range(0, store.rows, chunk_rows):
+            rows = store.read_rows(start, start + chunk_rows)   # every column, through its checksums
+            for t, n in neurons.items():
+                codes = rows.codes[t]
+                if codes.size and int(codes.max()) >= n:
+                    row = start + int(np.argmax(codes.reshape(len(codes), -1).max(axis=1) >= n))
+                    raise IndexStateError(f"{shard.codes}: row {row} holds a {t} code beyond the backbone's {n} neurons")
+                df[t] += slot_counts_of(codes, n)
+            if len(rows) and int(rows.source_file.max()) >= len(meta["files"]):
+                raise IndexStateError(f"{shard.codes}: a document names corpus file {int(rows.source_file.max())}; "
+                                      f"shard.json lists {len(meta['files'])}")
+            tokens += int(rows.tokens.sum())
+            id_hashes += stable_hashes(rows.ids).sum(dtype=np.uint64)
+        for t in neurons:
+            if not np.array_equal(df[t], store.slot_counts(t)):
                 raise IndexStateError(f"{shard.codes}: the slot counts df/{t} differ from a recount of the codes")
-        if int(store.tokens().sum()) != int(meta["tokens"]):
+        if tokens != int(meta["tokens"]):
             raise IndexStateError(f"{shard.codes}: the token counts do not add up to shard.json's {meta['tokens']}")
-        files, _ = store.sources()
-        if len(files) and int(files.max()) >= len(meta["files"]):
-            raise IndexStateError(f"{shard.codes}: a document names corpus file {int(files.max())}; "
-                                  f"shard.json lists {len(meta['files'])}")
-        store.read_rows()        # impacts and kept fields, through HDF5's checksums
+        by_hash = store.id_hashes()
+        if by_hash.hashes.sum(dtype=np.uint64) != id_hashes or np.any(by_hash.hashes[1:] < by_hash.hashes[:-1]) \
+                or not np.array_equal(np.bincount(by_hash.rows, minlength=store.rows), np.ones(store.rows, np.int64)):
+            raise IndexStateError(f"{shard.codes}: the sorted id hashes (id_hashes) are not those of its ids")
 
 
 def _check_vectors(shard: ShardDir, meta: dict) -> None:

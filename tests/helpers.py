@@ -39,3 +39,16 @@ def snapshot(index: Path) -> dict:
            "codes": np.concatenate([c for _, c in idx.iter_codes("fwd_up")])}
     idx.close()
     return out
+
+
+def as_written_before_id_hashes(index: Path) -> None:
+    """Make every shard's store of ``index`` (listed or a part) one written before stores kept their sorted
+    id hashes: the datasets removed in place (HDF5 keeps the file's size, which opening checks)."""
+    import h5py
+
+    for codes in index.glob("shards/*/codes.h5"):
+        size = codes.stat().st_size
+        with h5py.File(codes, "r+") as f:
+            if "id_hashes" in f:
+                del f["id_hashes"], f["id_hash_rows"]
+        assert codes.stat().st_size == size

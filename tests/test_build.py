@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,8 +13,9 @@ import faiss
 import numpy as np
 import pytest
 
-from helpers import build, rows, run, snapshot
+from helpers import as_written_before_id_hashes, build, rows, run, snapshot
 from nagindex.errors import IndexStateError
+from nagindex.idhash import stable_hashes
 from nagindex.index import Index
 
 
@@ -91,8 +93,41 @@ def test_append_adds_a_shard_and_refuses_other_settings(tiny_model, demo, tmp_pa
     again.write_text(json.dumps({"id": "new-doc", "text": "a new text"}) + "\n"
                      + json.dumps({"id": first["ids"][3], "text": "another text, an id already indexed"}) + "\n")
     result = build(tiny_model, again, index, "--append", ok=False)
-    assert f"line 2: duplicate id {first['ids'][3]!r}, first seen at {index} (already indexed)" in result.output
+    output = " ".join(result.output.split())
+    assert f"again.jsonl, line 2: duplicate id {first['ids'][3]!r}, first seen at shard 00000 of {index} (" in output
+    assert "web-00.jsonl, offset" in output and "(already indexed)" in output
     assert Index(index).documents == idx.documents
+
+
+def _jsonl(path: Path, ids: list[str]) -> Path:
+    path.write_text("".join(json.dumps({"id": i, "text": f"the text of {i}"}) + "\n" for i in ids))
+    return path
+
+
+@pytest.mark.parametrize("stored_hashes", [True, False], ids=["stored-id-hashes", "written-before-id-hashes"])
+def test_an_append_refuses_or_skips_an_id_the_index_holds_naming_it_and_both_files(tiny_model, tmp_path, stored_hashes):
+    index = tmp_path / "i"
+    build(tiny_model, _jsonl(tmp_path / "a.jsonl", ["a1", "a2", "a3"]), index)
+    if not stored_hashes:
+        as_written_before_id_hashes(index)
+    more = _jsonl(tmp_path / "b.jsonl", ["b1", "a2", "b2"])
+    output = " ".join(build(tiny_model, more, index, "--append", ok=False).output.split())
+    assert f"b.jsonl, line 2: duplicate id 'a2', first seen at shard 00000 of {index} (" in output
+    assert "a.jsonl, offset" in output and Index(index).documents == 3
+    shutil.rmtree(index / "shards" / "00001.partial")      # as the refusal of another build's settings says
+    assert "skipped 1 bad record" in build(tiny_model, more, index, "--append", "--skip-bad").output
+    assert Index(index).ids.tolist() == ["a1", "a2", "a3", "b1", "b2"]
+    output = " ".join(build(tiny_model, _jsonl(tmp_path / "c.jsonl", ["c1", "c2", "c1"]), index, "--append",
+                            ok=False).output.split())
+    assert "c.jsonl, line 3: duplicate id 'c1', first seen at" in output and "c.jsonl, line 1" in output
+
+
+def test_an_id_sharing_a_hash_with_an_indexed_one_is_not_taken_for_it(tiny_model, tmp_path):
+    index = tmp_path / "i"
+    build(tiny_model, _jsonl(tmp_path / "a.jsonl", ["a1", "a2", "a3"]), index)
+    store = Index(index).shards[0].store
+    at, rows = store.find_ids(np.array(["a2", "not-a2"], dtype=object), stable_hashes(["a2", "a2"]))
+    assert at.tolist() == [0] and store.ids_of(rows).tolist() == ["a2"]
 
 
 @pytest.mark.parametrize("option, value, own", [("--text-field", "body", "text"), ("--id-field", "doc_id", "id")])

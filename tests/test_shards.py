@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from nagindex.store import CodeStore
 from query.budget import Budget
 from query.select import pick, reach, summarize
 
-from helpers import build, run, snapshot
+from helpers import as_written_before_id_hashes, build, run, snapshot
 
 QUERIES = [
     ("-k", "10"),
@@ -149,7 +150,8 @@ def test_what_the_parts_send_is_about_the_selection():
     assert selected < sent <= selected + len(parts) * 3 * n // len(parts) // bins
 
 
-def test_merge_refuses_an_id_that_two_workers_both_indexed(tiny_model, tmp_path):
+@pytest.mark.parametrize("stored_hashes", [True, False], ids=["stored-id-hashes", "written-before-id-hashes"])
+def test_merge_refuses_an_id_that_two_workers_both_indexed(tiny_model, tmp_path, stored_hashes):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for name, ids in (("a.jsonl", ["x1", "shared", "x2"]), ("b.jsonl", ["y1", "y2", "shared"])):
@@ -157,6 +159,16 @@ def test_merge_refuses_an_id_that_two_workers_both_indexed(tiny_model, tmp_path)
     assert "duplicate id 'shared'" in build(tiny_model, corpus, tmp_path / "whole", ok=False).output
     index = tmp_path / "sharded"
     build_shards(tiny_model, corpus, index, 2)
-    out = run("merge", index, ok=False).output
-    assert "'shared'" in out and "a.jsonl" in out and "b.jsonl" in out and "offset" in out
+    if not stored_hashes:
+        as_written_before_id_hashes(index)
+    out = " ".join(run("merge", index, ok=False).output.split())
+    assert "id 'shared' is in shard 00000-of-00002 (" in out and "a.jsonl, offset" in out
+    assert "and in shard 00001-of-00002 (" in out and "b.jsonl, offset" in out
     assert not (index / "manifest.json").exists()
+    (corpus / "b.jsonl").write_text(json.dumps({"id": "y3", "text": "text of y3"}) + "\n")
+    shutil.rmtree(index / "shards" / "00001-of-00002")
+    build(tiny_model, corpus, index, "--shard", "1/2")
+    if not stored_hashes:
+        as_written_before_id_hashes(index)
+    run("merge", index)
+    assert sorted(Index(index).ids) == ["shared", "x1", "x2", "y3"]

@@ -11,11 +11,14 @@ process's memory (``VmHWM``):
   targets' profiles built and the pool's token total (``Index.total_tokens``;
   code without it sums every document's tokens, as queries did);
 - ``query``: ``Selector.select(search="exact")`` of ``--select`` documents
-  for six targets (the streaming selection, docs/design.md §4.2);
+  for six targets, or with ``--fraction`` a share of the pool's tokens (a token
+  budget, which reads the token counts of the rows a target keeps as it
+  scans): the streaming selection, docs/design.md §4.2;
 - ``merge``: ``nagindex merge`` of the same shards as ``--shard i/N`` parts;
 - ``verify``: ``nagindex verify``, every byte read;
-- ``append``: the duplicate-id check of ``build --append``: the index's ids
-  made ready (``KnownIds``), then one id it holds and one it does not looked up.
+- ``append``: the duplicate-id check of ``build --append``: one id the index
+  holds and one it does not looked up in it (``Index.holders``; code before
+  it holds every id's hash, ``KnownIds``).
 
 With ``--before DIR`` (a checkout of an earlier nagindex) each operation also
 runs with that code, and the queries of both must select the same documents,
@@ -42,8 +45,8 @@ SIZES = (1_000_000, 3_000_000, 10_000_000)
 
 # -- one operation, in its own process (imports from the code measured) -----------------
 
-def run_op(op: str, index: Path, target_codes: Path, select: int, out: Path) -> None:
-    """Run ``op`` on ``index`` and print its seconds and peak as JSON."""
+def run_op(op: str, index: Path, target_codes: Path, select: int, fraction: float, out: Path) -> None:
+    """Run ``op`` on ``index`` and print its seconds and peak as JSON (``fraction`` 0: a budget of ``select`` documents)."""
     from tools.bench_selection import peak_resident, synthetic_selector
 
     started = time.perf_counter()
@@ -58,7 +61,8 @@ def run_op(op: str, index: Path, target_codes: Path, select: int, out: Path) -> 
             tokens = pool.total_tokens if hasattr(pool, "total_tokens") else int(pool.tokens.sum())
             assert tokens > 0
         else:
-            table = selector.select(targets, Budget(documents=select), search="exact").table
+            budget = Budget(fraction=fraction) if fraction else Budget(documents=select)
+            table = selector.select(targets, budget, search="exact").table
             feather.write_feather(table.select(["id", "target", "similarity"]), out)
     elif op == "merge":
         from indexer.merge import merge
@@ -71,18 +75,25 @@ def run_op(op: str, index: Path, target_codes: Path, select: int, out: Path) -> 
         if not report.ok:
             raise SystemExit("; ".join(report.problems))
     else:
-        from nagindex.index import Index, KnownIds
+        from nagindex.index import Index
 
-        known = KnownIds(Index(index), "the index")
-        if known.get("doc-0") != "the index" or known.get("not-an-indexed-id") is not None:
+        pool = Index(index)
+        if hasattr(pool, "holders"):        # each shard's sorted id hashes in turn
+            held = set(pool.holders(["doc-0", "not-an-indexed-id"]))
+        else:                               # code before them: every id's hash in memory
+            from nagindex.index import KnownIds
+
+            known = KnownIds(pool, "the index")
+            held = {i for i in ("doc-0", "not-an-indexed-id") if known.get(i) is not None}
+        if held != {"doc-0"}:
             raise SystemExit("the duplicate-id check got an id wrong")
     print(json.dumps({"seconds": time.perf_counter() - started, "peak_mb": peak_resident() / 2**20}))
 
 
-def measure(code: Path, op: str, index: Path, target_codes: Path, select: int, out: Path) -> dict:
+def measure(code: Path, op: str, index: Path, target_codes: Path, select: int, fraction: float, out: Path) -> dict:
     """``run_op`` in a process of its own, with ``code`` on the path."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--run", op, "--index", str(index),
-           "--target-codes", str(target_codes), "--select", str(select), "--out", str(out)]
+           "--target-codes", str(target_codes), "--select", str(select), "--fraction", str(fraction), "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(code)}
     proc = subprocess.run(cmd, cwd=code, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     if proc.returncode:
@@ -150,6 +161,8 @@ def main(argv: list[str], before: Path | None) -> None:
     ap.add_argument("--shard-docs", type=int, default=1_000_000, help="documents a shard")
     ap.add_argument("--select", type=int, default=30_000, help="documents the query selects, all targets together")
     ap.add_argument("--ops", default=",".join(OPS), help="operations to measure (comma-separated)")
+    ap.add_argument("--fraction", type=float, default=0.0,
+                    help="the query selects this share of the pool's tokens instead (a token budget)")
     ap.add_argument("--only", choices=("before", "after"), help="run one code only (the other's selections, "
                     "kept under --dir by an earlier run, are still compared)")
     ap.add_argument("--keep", action="store_true", help="keep the synthetic indexes afterwards")
@@ -167,16 +180,17 @@ def main(argv: list[str], before: Path | None) -> None:
             row = []
             for name, code in codes:
                 out = args.dir / f"selected-{name}-{n}.arrow"
-                f = measure(code, op, parts if op == "merge" else index, targets, args.select, out)
+                f = measure(code, op, parts if op == "merge" else index, targets, args.select, args.fraction, out)
                 if op == "merge":
                     (parts / "manifest.json").unlink()      # unmerged again, for the next run
                 peaks.setdefault((op, name), {})[n] = f["peak_mb"]
                 row.append(f"{f['peak_mb']:>12,.0f}{f['seconds']:>10.1f}")
             print(f"{op:<10}{n:>12,}{''.join(row)}{_compared(args.dir, n) if op == 'query' else ''}", flush=True)
     small, large = min(args.sizes), max(args.sizes)
-    print(f"\npeak at {large:,} / peak at {small:,} documents, and the growth per document between them:")
+    if small < large:
+        print(f"\npeak at {large:,} / peak at {small:,} documents, and the growth per document between them:")
     for (op, name), at in peaks.items():
-        if small not in at or large not in at:
+        if small == large or small not in at or large not in at:
             continue
         grows = (at[large] - at[small]) * 2**20 / (large - small)
         print(f"  {op:<8} {name:<7} {at[large] / at[small]:.2f}x  {grows:+.1f} bytes/document", flush=True)
@@ -189,5 +203,6 @@ if __name__ == "__main__":
     for flag in ("--run", "--index", "--target-codes", "--out"):
         ap.add_argument(flag, required=True)
     ap.add_argument("--select", type=int, required=True)
+    ap.add_argument("--fraction", type=float, required=True)
     a = ap.parse_args()
-    run_op(a.run, Path(a.index), Path(a.target_codes), a.select, Path(a.out))
+    run_op(a.run, Path(a.index), Path(a.target_codes), a.select, a.fraction, Path(a.out))
