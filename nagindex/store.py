@@ -55,6 +55,9 @@ reading a store is an ``IndexStateError`` of one line naming the file.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -438,11 +441,35 @@ class CodeStore:
     def iter_codes(self, neuron_type: str, chunk_rows: int = 4 * CHUNK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(first_row, codes[first_row:first_row+chunk])`` over the whole store, checked.
 
-        The default chunk (20 MB of codes) stays under glibc's mmap threshold, so
-        read buffers are reused instead of being mapped and faulted in afresh.
+        Chunks (20 MB of codes by default) are mapped from the system and given
+        back when freed (``map_large_buffers``), so what a scan leaves behind does
+        not add up shard after shard.
         """
+        map_large_buffers()
         for start in range(0, self.rows, chunk_rows):
             yield start, self.read_codes(neuron_type, start, start + chunk_rows)
+
+
+#: glibc's ``mallopt`` parameter for the size above which a block is mapped on its own.
+_M_MMAP_THRESHOLD = -3
+
+
+@functools.cache
+def map_large_buffers() -> None:
+    """Have glibc map every block of 1 MB or more on its own, for the rest of the process.
+
+    glibc raises its mmap threshold each time a mapped block is freed, up to 32 MB,
+    after which a scan's chunk buffers come from the heap; there the small
+    allocations made between them pin the pages they leave free, and a query's
+    peak grew by about 7 MB a shard (tools.bench_pool_memory, docs/figures.md).
+    A fixed threshold keeps the peak flat at the same scan speed
+    (tools.bench_workers, same run). Elsewhere than glibc this does nothing.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 1 << 20)
+    except (OSError, AttributeError):
+        pass
 
 
 def _bound_metadata_cache(f: h5py.File) -> None:
