@@ -6,8 +6,9 @@ retrieve. Each method ranks the whole pool for each target; the table gives the
 precision at several budgets k: the share of a target's k best documents that
 carry its label, averaged over the targets. The methods:
 
-- NAG, the paper's weighting, the ``idf`` variant and the learned ``classifier``
-  weighting, from the same index;
+- NAG, the paper's weighting, the ``idf`` variant, the learned ``classifier``
+  weighting and ``auto`` (each task's weighting chosen from its own examples,
+  ``query/auto.py``), from the same index;
 - random selection: its expected precision, the share of the label in the pool;
 - BM25 (``bm25s``): the mean of the BM25 scores of the target's examples, each
   taken as a query;
@@ -146,6 +147,7 @@ METHODS: dict[str, Scorer] = {
     "NAG (paper)": nag("paper"),
     "NAG (idf)": nag("idf"),
     "NAG (classifier)": nag("classifier"),
+    "NAG (auto)": nag("auto"),
     "BM25": bm25,
     "DSIR (hashed n-grams)": dsir,
     "embedding (mean hidden state)": embedding,
