@@ -42,6 +42,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +54,7 @@ from nagindex.analyses.baselines import backbone_embedder, bm25_scores, centroid
 from nagindex.corpus import find_files, read_records
 from nagindex.extract import Extractor
 from query import ScoreSpec, Selector, read_targets
+from query.auto import describe
 from query.select import ranked_prefix
 from query.targets import Targets
 
@@ -100,7 +102,10 @@ class Task:
 def nag(weighting: str) -> Scorer:
     def score(task: Task) -> np.ndarray:
         spec = ScoreSpec(weighting=weighting)
-        return task.selector.similarities(task.selector.profiles(task.targets, spec), spec.neuron_type)
+        profiles = task.selector.profiles(task.targets, spec)
+        if profiles.choices:      # auto says what it chose, as a query does
+            print(describe(profiles.choices), file=sys.stderr)
+        return task.selector.similarities(profiles, spec.neuron_type)
     return score
 
 
