@@ -118,12 +118,12 @@ def test_selection_quality_tool_runs_end_to_end(tiny_model, tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["method", "P@5", "P@10"]
     methods = [line[:29].strip() for line in lines[1:]]
-    assert methods == ["random (expected)", "NAG (paper)", "NAG (idf)", "NAG (classifier)", "BM25", "DSIR (hashed n-grams)",
-                       "embedding (mean hidden state)"]
+    assert methods == ["random (expected)", "NAG (paper)", "NAG (idf)", "NAG (classifier)", "NAG (auto)", "BM25",
+                       "DSIR (hashed n-grams)", "embedding (mean hidden state)"]
     values = np.array([line.split()[-2:] for line in lines[1:]], float)
     assert np.all((values >= 0) & (values <= 1))
     assert values[0] == pytest.approx([1 / 6, 1 / 6], abs=1e-3)
-    assert values[4].mean() > 2 * values[0].mean()   # BM25 reads the words; a random tiny model's NAGs need not help
+    assert values[5].mean() > 2 * values[0].mean()   # BM25 reads the words; a random tiny model's NAGs need not help
 
 
 def test_control_text_is_read_by_the_targets_template(tiny_model, demo_index, tmp_path):

@@ -53,7 +53,7 @@ def main() -> None:
     ap.add_argument("--device", default=None)
     args = ap.parse_args()
 
-    texts = [t for label in collect().values() for t in label]
+    texts = [t for groups in collect().values() for texts in groups.values() for t in texts]
     random.Random(0).shuffle(texts)
     model, tokenizer, name = proxy_train.load_proxy(DEFAULT_MODEL, args.model, args.device)
     counts = [len(i) for i in tokenizer(texts, add_special_tokens=False)["input_ids"]]

@@ -6,8 +6,9 @@ retrieve. Each method ranks the whole pool for each target; the table gives the
 precision at several budgets k: the share of a target's k best documents that
 carry its label, averaged over the targets. The methods:
 
-- NAG, the paper's weighting, the ``idf`` variant and the learned ``classifier``
-  weighting, from the same index;
+- NAG, the paper's weighting, the ``idf`` variant, the learned ``classifier``
+  weighting and ``auto`` (each task's weighting chosen from its own examples,
+  ``query/auto.py``), from the same index;
 - random selection: its expected precision, the share of the label in the pool;
 - BM25 (``bm25s``): the mean of the BM25 scores of the target's examples, each
   taken as a query;
@@ -41,6 +42,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -52,6 +54,7 @@ from nagindex.analyses.baselines import backbone_embedder, bm25_scores, centroid
 from nagindex.corpus import find_files, read_records
 from nagindex.extract import Extractor
 from query import ScoreSpec, Selector, read_targets
+from query.auto import describe
 from query.select import ranked_prefix
 from query.targets import Targets
 
@@ -97,7 +100,10 @@ class Task:
 def nag(weighting: str) -> Scorer:
     def score(task: Task) -> np.ndarray:
         spec = ScoreSpec(weighting=weighting)
-        return task.selector.similarities(task.selector.profiles(task.targets, spec), spec.neuron_type)
+        profiles = task.selector.profiles(task.targets, spec)
+        if profiles.choices:      # auto says what it chose, as a query does
+            print(describe(profiles.choices), file=sys.stderr)
+        return task.selector.similarities(profiles, spec.neuron_type)
     return score
 
 
@@ -144,6 +150,7 @@ METHODS: dict[str, Scorer] = {
     "NAG (paper)": nag("paper"),
     "NAG (idf)": nag("idf"),
     "NAG (classifier)": nag("classifier"),
+    "NAG (auto)": nag("auto"),
     "BM25": bm25,
     "DSIR (hashed n-grams)": dsir,
     "embedding (mean hidden state)": embedding,

@@ -18,16 +18,12 @@ Writes ``OUT_DIR/corpus/pool.jsonl`` (``id``, ``text``, ``label``) and
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import inspect
-import json
-import random
 import warnings
 from pathlib import Path
 
-MIN_CHARS = 100      # shorter docstrings ("Return self.") say nothing about a topic
-MAX_CHARS = 1000     # longer ones are cut at a line break; the backbone reads 120 tokens anyway
+from . import labelled_pool
 
 TOPICS: dict[str, list[str]] = {
     "files": ["os", "os.path", "posixpath", "shutil", "pathlib", "glob", "fnmatch", "tarfile", "zipfile", "tempfile",
@@ -73,66 +69,29 @@ def docstrings(module_name: str) -> dict[str, str]:
         if inspect.isclass(obj):
             for member, value in sorted(vars(obj).items()):
                 out[f"{module_name}.{name}.{member}"] = getattr(value, "__doc__", None)
-    return {k: _clean(v) for k, v in out.items() if isinstance(v, str) and len(v.strip()) >= MIN_CHARS}
+    return {k: inspect.cleandoc(v) for k, v in out.items() if isinstance(v, str)}
 
 
-def _clean(doc: str) -> str:
-    doc = inspect.cleandoc(doc)
-    if len(doc) > MAX_CHARS:
-        cut = doc.rfind("\n", 0, MAX_CHARS)
-        doc = doc[: cut if cut > MIN_CHARS else MAX_CHARS]
-    return doc
-
-
-def collect() -> dict[str, list[str]]:
-    """Label -> its docstrings, each text once; a text found under two labels is dropped."""
-    by_text: dict[str, set[str]] = {}
+def items():
+    """``(label, group, text)`` for every docstring of every topic's modules; each docstring is its own group."""
     for label, modules in TOPICS.items():
         for module in modules:
             for text in docstrings(module).values():
-                by_text.setdefault(text, set()).add(label)
-    out: dict[str, list[str]] = {label: [] for label in TOPICS}
-    for text, labels in sorted(by_text.items()):
-        if len(labels) == 1:
-            out[next(iter(labels))].append(text)
-    return out
+                yield label, text, text
+
+
+def collect() -> dict[str, dict[str, list[str]]]:
+    """Label -> docstring -> [docstring], each text once; a text found under two labels is dropped."""
+    return labelled_pool.collect(items())
 
 
 def make_corpus(out: str | Path, per_label: int = 200, targets: int = 16, seed: int = 0) -> dict[str, int]:
     """Write the pool and the targets; return the pool size of each label."""
-    out = Path(out)
-    rng = random.Random(seed)
-    pool, examples = [], []
-    for label, texts in collect().items():
-        rng.shuffle(texts)
-        if len(texts) < targets + 1:
-            raise SystemExit(f"label {label}: only {len(texts)} docstrings in this Python; lower --targets")
-        examples += [{"text": t, "target": label, "label": label} for t in texts[:targets]]
-        pool += [(t, label) for t in texts[targets: targets + per_label]]
-    # Ids carry no hint of the label: the ranking breaks ties by id.
-    rng.shuffle(pool)
-    (out / "corpus").mkdir(parents=True, exist_ok=True)
-    with open(out / "corpus" / "pool.jsonl", "w") as f:
-        for i, (text, label) in enumerate(pool):
-            f.write(json.dumps({"id": f"doc-{i:05d}", "text": text, "label": label}) + "\n")
-    with open(out / "targets.jsonl", "w") as f:
-        f.writelines(json.dumps(rec) + "\n" for rec in examples)
-    sizes: dict[str, int] = {}
-    for _, label in pool:
-        sizes[label] = sizes.get(label, 0) + 1
-    return sizes
+    return labelled_pool.make_pool(out, collect(), per_label, targets, seed)
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("out")
-    ap.add_argument("--per-label", type=int, default=200, help="pool documents per label (fewer if Python has fewer)")
-    ap.add_argument("--targets", type=int, default=16, help="held-out target examples per label")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
-    sizes = make_corpus(args.out, args.per_label, args.targets, args.seed)
-    print(f"{args.out}: {sum(sizes.values())} pool documents ("
-          + ", ".join(f"{k} {v}" for k, v in sizes.items()) + f"), {args.targets} targets per label")
+    labelled_pool.main(__doc__, items, argv)
 
 
 if __name__ == "__main__":
