@@ -55,9 +55,6 @@ reading a store is an ``IndexStateError`` of one line naming the file.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
-import functools
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +65,7 @@ import numpy as np
 from numba import njit
 
 from .errors import CodeOutOfRange, IndexStateError
+from .heap import map_large_buffers
 from .idhash import SortedHashes, stable_hashes
 
 CHUNK_ROWS = 4096
@@ -448,28 +446,6 @@ class CodeStore:
         map_large_buffers()
         for start in range(0, self.rows, chunk_rows):
             yield start, self.read_codes(neuron_type, start, start + chunk_rows)
-
-
-#: glibc's ``mallopt`` parameter for the size above which a block is mapped on its own.
-_M_MMAP_THRESHOLD = -3
-
-
-@functools.cache
-def map_large_buffers() -> None:
-    """Have glibc map every block of 1 MB or more on its own, for the rest of the process.
-
-    glibc raises its mmap threshold each time a mapped block is freed, up to 32 MB,
-    after which a scan's chunk buffers come from the heap; there the small
-    allocations made between them pin the pages they leave free, and a query's
-    peak grew by about 7 MB a shard (tools.bench_pool_memory, docs/figures.md).
-    A fixed threshold keeps the peak flat at the same scan speed
-    (tools.bench_workers, same run). Elsewhere than glibc this does nothing.
-    """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, 1 << 20)
-    except (OSError, AttributeError):
-        pass
 
 
 def _bound_metadata_cache(f: h5py.File) -> None:
