@@ -321,6 +321,13 @@ def _prepare(work: ShardDir, plan: dict) -> None:
     work.clean()
 
 
+def _named(files: list[dict], shown: int = 3) -> str:
+    """The files a message is about: the first few, and how many more."""
+    paths = [f["path"] for f in files]
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    return ", ".join(paths[:shown]) + more
+
+
 def _extract_windows(records: Iterator[Record], files: list[Path], work: ShardDir, extractor: Extractor,
                      options: BuildOptions, skipped: list[Skipped], resume: Resume) -> int:
     """Write every missing part; return how many documents were already done."""
@@ -352,7 +359,8 @@ def _finish_shard(work: ShardDir, header: dict, plan: dict, skipped: list[Skippe
     else:
         parts = work.parts()
         if not parts:
-            raise InputError("the corpus holds no usable document" + (f" ({len(skipped)} skipped)" if skipped else ""))
+            raise InputError(f"the corpus holds no usable document: {_named(plan['files'])}"
+                             + (f" ({len(skipped)} skipped)" if skipped else ""))
         named = f"{len(parts)} part{'s' if len(parts) != 1 else ''}"
         with phase(f"merging {named} into the code store"), atomic_path(work.codes) as tmp:
             documents = concat_stores(parts, tmp, header["neurons"])

@@ -198,6 +198,15 @@ def test_skip_bad_reports_what_was_skipped(tiny_model, tmp_path):
     assert [json.loads(r)["where"].endswith(w) for r, w in zip(report, ("line 2", "line 3"))] == [True, True]
 
 
+def test_a_corpus_of_bad_records_alone_is_named(tiny_model, tmp_path):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_bytes(b'{broken\n{"id": "a2", "text": "\xff\xfe"}\n')
+    result = build(tiny_model, corpus, tmp_path / "i", "--skip-bad", ok=False)
+    assert result.exit_code != 0
+    assert f"the corpus holds no usable document: {corpus} (2 skipped)" in result.output
+    assert not (tmp_path / "i" / "manifest.json").exists()
+
+
 def test_info_reports_sizes(tiny_model, demo, tmp_path):
     index = tmp_path / "i"
     build(tiny_model, demo / "corpus", index)
