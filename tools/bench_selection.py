@@ -244,16 +244,28 @@ def time_auto(index: Path, target_codes: Path, fraction: float, seed: int) -> No
         print(f"  query under auto / scan (paper): wall {q_wall / s_wall:.3f}x, cpu {q_cpu / s_cpu:.3f}x")
 
 
-def measure(kind: str, index: Path, target_codes: Path, fraction: float, out: Path) -> dict:
-    """Run ``kind`` in a process of its own: its figures, printed by it."""
+def measure(kind: str, index: Path, target_codes: Path, fraction: float, out: Path,
+            module: str = "tools.bench_selection") -> dict:
+    """Run ``kind`` of ``module`` in a process of its own: its figures, printed by it."""
     code = Path(__file__).resolve().parents[1]
-    cmd = [sys.executable, "-m", "tools.bench_selection", "--run", kind, "--index", str(index),
+    cmd = [sys.executable, "-m", module, "--run", kind, "--index", str(index),
            "--target-codes", str(target_codes), "--fraction", str(fraction), "--out", str(out)]
     proc = subprocess.Popen(cmd, cwd=code, env={**os.environ, "PYTHONPATH": str(code)}, stdout=subprocess.PIPE)
     printed = proc.stdout.read().decode()
     if proc.wait():
         raise SystemExit(f"{kind}: exit {proc.returncode}")
     return json.loads(printed.strip().splitlines()[-1])
+
+
+def measure_each(kinds, index: Path, target_codes: Path, fraction: float, directory: Path,
+                 module: str = "tools.bench_selection"):
+    """Each of ``kinds`` in its own process, one after the other: yields the kind, its figures and its selection."""
+    for kind in kinds:
+        out = directory / f"selected-{kind}.arrow"
+        figures = measure(kind, index, target_codes, fraction, out, module)
+        table = feather.read_table(out)
+        out.unlink()
+        yield kind, figures, table
 
 
 def main() -> None:
@@ -282,11 +294,8 @@ def main() -> None:
         return
     print(f"{'method':<12} {'wall s':>8} {'cpu s':>8} {'peak MB':>9}  what")
     figures, tables = {}, {}
-    for kind in RUNS:
-        out = args.dir / f"selected-{kind}.arrow"
-        figures[kind] = f = measure(kind, index, target_codes, args.fraction, out)
-        tables[kind] = feather.read_table(out)
-        out.unlink()
+    for kind, f, tables[kind] in measure_each(RUNS, index, target_codes, args.fraction, args.dir):
+        figures[kind] = f
         print(f"{LABELS[kind]:<12} {f['wall']:>8.1f} {f['cpu']:>8.1f} {f['peak_mb']:>9,.0f}  {RUNS[kind]}", flush=True)
     every, stream, base = figures["every"], figures["stream"], figures["open"]
     if not tables["every"].equals(tables["stream"]):

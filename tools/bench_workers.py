@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -42,7 +40,7 @@ from nagindex.progress import showing
 from nagindex.synthetic import Pool, write_store
 from query.budget import Budget
 
-from .bench_selection import EXAMPLES, TARGET_TOPICS, _holds, peak_resident, synthetic_selector, warm
+from .bench_selection import EXAMPLES, TARGET_TOPICS, _holds, measure_each, peak_resident, synthetic_selector, warm
 
 WAYS = {"local": None, "ray-1": 1, "ray-2": 2}
 LABELS = {"local": "local, one process", "ray-1": "ray, 1 worker", "ray-2": "ray, 2 workers"}
@@ -81,16 +79,6 @@ def select_in_process(way: str, index: Path, target_codes: Path, fraction: float
     print(json.dumps({"wall": wall, "peak_mb": peak_resident() / 2**20}))
 
 
-def measure(way: str, index: Path, target_codes: Path, fraction: float, out: Path) -> dict:
-    code = Path(__file__).resolve().parents[1]
-    cmd = [sys.executable, "-m", "tools.bench_workers", "--run", way, "--index", str(index),
-           "--target-codes", str(target_codes), "--fraction", str(fraction), "--out", str(out)]
-    proc = subprocess.run(cmd, cwd=code, env={**os.environ, "PYTHONPATH": str(code)}, stdout=subprocess.PIPE)
-    if proc.returncode:
-        raise SystemExit(f"{way}: exit {proc.returncode}")
-    return json.loads(proc.stdout.decode().strip().splitlines()[-1])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shards", type=int, default=4, help="shards in the synthetic index")
@@ -114,11 +102,8 @@ def main() -> None:
           f"{os.cpu_count()} cores")
     print(f"{'way':<20} {'wall s':>8} {'docs/s':>11} {'peak MB':>9}")
     figures, tables = {}, {}
-    for way in WAYS:
-        out = args.dir / f"selected-{way}.arrow"
-        figures[way] = f = measure(way, index, target_codes, args.fraction, out)
-        tables[way] = feather.read_table(out)
-        out.unlink()
+    for way, f, tables[way] in measure_each(WAYS, index, target_codes, args.fraction, args.dir, "tools.bench_workers"):
+        figures[way] = f
         print(f"{LABELS[way]:<20} {f['wall']:>8.1f} {docs / f['wall']:>11,.0f} {f['peak_mb']:>9,.0f}", flush=True)
     if not all(t.equals(tables["local"]) for t in tables.values()):
         raise SystemExit("the ways selected different documents")
