@@ -33,7 +33,7 @@ from nagindex.index import Index
 from nagindex.indexdir import IndexDir, ShardDir, comparable, differences, part_name
 from nagindex.sketch import Sketch
 from nagindex.progress import CorpusBar, phase, showing
-from nagindex.store import CodeStore, Rows, concat_stores
+from nagindex.store import ORDERED, SETS, CodeStore, Rows, concat_stores
 from nagindex.terms import TOKENIZER, Counts, join_parts
 
 from .options import BuildOptions
@@ -112,7 +112,8 @@ def _build(index: IndexDir, everything: list[storage.Location], files: list[stor
     existing = [s.read_meta() for s in listed]
     if manifest and options.append:
         _check_same_fields(index.path, existing, options)
-    options = dataclasses.replace(options, terms=_check_terms(index.path, manifest, options))
+    options = dataclasses.replace(options, terms=_check_terms(index.path, manifest, options),
+                                  codes=_check_codes(index.path, manifest, options))
     fingerprint = corpus_files(files)
     if options.shard is None:
         index.clean(listed)
@@ -255,6 +256,19 @@ def _check_terms(index_path: Path, manifest: dict | None, options: BuildOptions)
     return terms
 
 
+def _check_codes(index_path: Path, manifest: dict | None, options: BuildOptions) -> str | None:
+    """How the build stores its codes: as asked, else as the index does (an append or a rerun keeps its
+    index's layout; an index written before layouts were recorded keeps them ordered, and records None).
+    Asking otherwise than the index is refused here, before any work."""
+    if not manifest:
+        return options.codes or SETS
+    own = manifest.get("codes") or ORDERED
+    if options.codes is not None and options.codes != own:
+        raise IndexStateError(f"--codes {options.codes}: the index {index_path} keeps its codes {own}; "
+                              "leave the option out to keep the index's setting, or write a new index with -o")
+    return manifest.get("codes")
+
+
 def _check_same_settings(index_path: Path, manifest: dict, options: BuildOptions) -> None:
     """A rerun over an indexed corpus must ask for the index's settings: refuse one that asks for others."""
     vectors = manifest["vectors"]
@@ -290,6 +304,7 @@ def _header(identity: dict, extractor: Extractor, options: BuildOptions) -> dict
                     "sketch": Sketch(extractor.num_layers, extractor.neurons[types[0]], options.sketch_dim).as_dict()},
         "template": _template_source(options),
         "terms": dict(TOKENIZER) if options.terms else None,
+        "codes": options.codes,
     }
 
 
@@ -363,7 +378,7 @@ def _finish_shard(work: ShardDir, header: dict, plan: dict, skipped: list[Skippe
                              + (f" ({len(skipped)} skipped)" if skipped else ""))
         named = f"{len(parts)} part{'s' if len(parts) != 1 else ''}"
         with phase(f"merging {named} into the code store"), atomic_path(work.codes) as tmp:
-            documents = concat_stores(parts, tmp, header["neurons"])
+            documents = concat_stores(parts, tmp, header["neurons"], header["codes"] or ORDERED)
         if header["terms"]:
             with phase(f"joining the term statistics of {named}"):
                 join_parts(parts, work.terms)

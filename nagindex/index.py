@@ -15,11 +15,12 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from .codec import SetCodes
 from .errors import CodeOutOfRange, IndexStateError
 from .idhash import stable_hashes
 from .indexdir import SHARD_META, IndexDir, ShardDir, comparable, describe_holder, differences, template_of
 from .storage import is_url, local_copy
-from .store import CHUNK_ROWS, CodeStore
+from .store import CHUNK_ROWS, ORDERED, CodeStore
 from .template import Template
 
 DEFAULT_NAME = "nagindex.index"
@@ -144,6 +145,12 @@ class Index:
         return int(self.settings["top_k"])
 
     @property
+    def code_layout(self) -> str:
+        """How the index keeps each layer's K neurons (docs/design.md §2.1): ``sets``, or ``ordered`` by
+        impact, as every index did before layouts were recorded."""
+        return self.manifest.get("codes") or ORDERED
+
+    @property
     def documents(self) -> int:
         return int(self.manifest["documents"])
 
@@ -153,10 +160,18 @@ class Index:
     # -- reading ---------------------------------------------------------------
 
     def iter_codes(self, neuron_type: str, chunk_rows: int = 4 * CHUNK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
-        """``(global_first_row, codes)`` over all shards, in index order."""
+        """``(global_first_row, codes)`` over all shards, in index order, as uint16 ``[n, L, K]``."""
         for shard in self.shards:
             for start, codes in shard.store.iter_codes(neuron_type, chunk_rows):
                 yield shard.offset + start, codes
+
+    def iter_stored(self, neuron_type: str, chunk_rows: int = 4 * CHUNK_ROWS
+                    ) -> Iterator[tuple[int, np.ndarray | SetCodes]]:
+        """``(global_first_row, rows)`` over all shards, in index order, as each store keeps them: the
+        exact scan's input (query.scoring scores both forms)."""
+        for shard in self.shards:
+            for start, stored in shard.store.iter_stored(neuron_type, chunk_rows):
+                yield shard.offset + start, stored
 
     def _concat(self, fn) -> np.ndarray:
         parts = [fn(s) for s in self.shards]

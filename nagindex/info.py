@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .index import Index
+from .store import SETS
 from .template import READY
 
 
@@ -10,6 +11,7 @@ def describe(idx: Index) -> dict:
     total = 0
     for shard in idx.shards:
         for kind, size in shard.store.stored_bytes().items():
+            kind = "codes" if kind == "sets" else kind
             sizes[kind if kind in sizes else "metadata"] += size
         for kind, path in (("vectors", shard.dir.vectors), ("terms", shard.dir.terms)):
             if path.exists():
@@ -24,7 +26,8 @@ def describe(idx: Index) -> dict:
         ("index", str(idx.path)),
         ("backbone", f"{b['name']} ({b['architecture']}, sha256 {b['sha256'][:16]}…)"),
         ("neuron types", ", ".join(f"{t} (N={idx.neurons[t]})" for t in idx.neuron_types)),
-        ("layers x K", f"{idx.num_layers} x {s['top_k']}"),
+        ("layers x K", f"{idx.num_layers} x {s['top_k']}, " + ("each layer's K kept as a set (every query uses all K)"
+                                                                if idx.code_layout == SETS else "in impact order")),
         ("max length", f"{s['max_length']} tokens"),
         ("vectors", _vectors(idx.manifest["vectors"])),
         ("record text", _record_text(idx)),

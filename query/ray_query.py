@@ -65,7 +65,7 @@ def _score_shard(path: str, profiles: Profiles, neuron_type: str) -> tuple[list[
     """Per target, the summary of the shard's distances; and its similarities ``[n, M]``, kept for ``_within``."""
     with CodeStore(path) as store:
         with damage_reported(lambda e: store.damaged_code(e, neuron_type, e.row)):
-            sums = score_stream(store.iter_codes(neuron_type), store.rows, profiles.table, profiles.layers,
+            sums = score_stream(store.iter_stored(neuron_type), store.rows, profiles.table, profiles.layers,
                                 profiles.top_k)
         sims = profiles.similarity(sums)
         tokens = store.tokens()

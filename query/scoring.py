@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numba
@@ -36,6 +36,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from nagindex.codec import BITS, Codebook, SetCodes, popcount
 from nagindex.errors import CodeOutOfRange
 
 T = TypeVar("T")
@@ -185,6 +186,112 @@ def _score_lanes(codes, table, layers, top_k, out):
     return top
 
 
+@njit(inline="always")
+def _byte(x, q):
+    """Where byte ``q`` of a layer's bits ``x`` finds its sum in the layer's ``8 * 256`` byte sums."""
+    return np.int64(256 * q) + np.int64((x >> np.uint64(8 * q)) & np.uint64(255))
+
+
+@njit(inline="always")
+def _list_starts(bits, d, top_k, at, starts):
+    """``starts[l]``: where layer ``l``'s listed ids begin in the rest, for document ``d`` whose list begins at ``at``."""
+    for layer in range(bits.shape[1]):
+        starts[layer] = at
+        at += top_k - np.int64(popcount(bits[d, layer]))
+    starts[bits.shape[1]] = at
+
+
+@njit(parallel=True, nogil=True, fastmath=False, cache=True)
+def _score_sets_one(bits, rest, doc_starts, top_k, bytes_, table, layers, out):
+    """One target over a sets store's rows: ``bytes_`` is ``[L_sel, 8 * 256]``, the sum of the table's
+    weights of each byte of a layer's bits, ``table`` ``[L_sel, N]`` for the listed ids.
+
+    Returns the largest listed id seen; blocks holding one >= N are not scored.
+    """
+    n, n_layers = bits.shape
+    top = 0
+    for b in prange((n + BLOCK_DOCS - 1) // BLOCK_DOCS):
+        start = b * BLOCK_DOCS
+        stop = min(n, start + BLOCK_DOCS)
+        seen = 0
+        for i in range(doc_starts[start], doc_starts[stop]):
+            seen = max(seen, np.int64(rest[i]))
+        top = max(top, seen)
+        if seen >= table.shape[1]:
+            continue
+        starts = np.empty(n_layers + 1, np.int64)
+        for d in range(start, stop):
+            _list_starts(bits, d, top_k, doc_starts[d], starts)
+            total = 0.0
+            for j in range(layers.shape[0]):
+                layer = layers[j]
+                x = bits[d, layer]
+                row = bytes_[j]
+                a0 = row[_byte(x, 0)] + row[_byte(x, 1)]
+                a1 = row[_byte(x, 2)] + row[_byte(x, 3)]
+                a2 = row[_byte(x, 4)] + row[_byte(x, 5)]
+                a3 = row[_byte(x, 6)] + row[_byte(x, 7)]
+                s = (a0 + a1) + (a2 + a3)
+                listed = table[j]
+                for i in range(starts[layer], starts[layer + 1]):
+                    s += listed[rest[i]]
+                total += np.float64(s)
+            out[d] = total
+    return top
+
+
+@njit(parallel=True, nogil=True, fastmath=False, cache=True)
+def _score_sets_lanes(bits, rest, doc_starts, top_k, bytes_, table, layers, out):
+    """Several targets over a sets store's rows: ``bytes_`` ``[L_sel, 8 * 256, W]``, ``table``
+    ``[L_sel, N, W]``, W a multiple of LANES; a layer's eight byte sums and its listed ids are added
+    as ``_score_lanes`` adds codes. Returns the largest listed id seen; blocks holding one >= N are not scored.
+    """
+    n, n_layers = bits.shape
+    width = table.shape[2]
+    top = 0
+    for b in prange((n + BLOCK_DOCS - 1) // BLOCK_DOCS):
+        start = b * BLOCK_DOCS
+        stop = min(n, start + BLOCK_DOCS)
+        seen = 0
+        for i in range(doc_starts[start], doc_starts[stop]):
+            seen = max(seen, np.int64(rest[i]))
+        top = max(top, seen)
+        if seen >= table.shape[1]:
+            continue
+        starts = np.empty((stop - start, n_layers + 1), np.int64)
+        for d in range(start, stop):
+            _list_starts(bits, d, top_k, doc_starts[d], starts[d - start])
+        picks = np.empty(8, np.uint16)
+        acc = np.zeros((stop - start, width), np.float64)
+        for j in range(layers.shape[0]):
+            layer = layers[j]
+            for lane in range(0, width, LANES):
+                sums = bytes_[j, :, lane:lane + LANES]
+                rows = table[j, :, lane:lane + LANES]
+                for d in range(start, stop):
+                    x = bits[d, layer]
+                    for q in range(8):
+                        picks[q] = _byte(x, q)
+                    _add_layer(acc[d - start, lane:lane + LANES], sums, picks)
+                    at = starts[d - start]
+                    _add_layer(acc[d - start, lane:lane + LANES], rows, rest[at[layer]:at[layer + 1]])
+        for d in range(start, stop):
+            for m in range(out.shape[1]):
+                out[d, m] = acc[d - start, m]
+    return top
+
+
+def byte_sums(table: np.ndarray, common: np.ndarray) -> np.ndarray:
+    """float32 ``[L_sel, 8 * 256, W]``: for each selected layer, byte ``q`` of its bits and its value ``v``,
+    the sum of the weights of the neurons whose bits ``v`` sets (``common`` ``[L_sel, C]``, nagindex.codec)."""
+    n_sel, _, width = table.shape
+    by_bit = np.zeros((n_sel, BITS, width), np.float64)
+    by_bit[:, :common.shape[1]] = np.take_along_axis(table, common.astype(np.int64)[:, :, None], axis=1)
+    values = (np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1
+    sums = np.einsum("vb,jqbw->jqvw", values.astype(np.float64), by_bit.reshape(n_sel, 8, 8, width))
+    return sums.reshape(n_sel, 8 * 256, width).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class _Plan:
     """A validated table and layer list, laid out for the kernels once per query."""
@@ -194,6 +301,7 @@ class _Plan:
     top_k: int
     targets: int
     neurons: int
+    _bytes: dict = field(default_factory=dict, compare=False)   # byte sums of the codebook of the chunks scored last
 
     @classmethod
     def make(cls, table: np.ndarray, layers, top_k: int) -> _Plan:
@@ -222,20 +330,29 @@ class _Plan:
             laid_out[:, :, :targets] = table
         return cls(laid_out, layers.astype(np.int64), int(top_k), targets, neurons)
 
-    def check(self, codes: np.ndarray) -> None:
-        if not isinstance(codes, np.ndarray) or codes.dtype != np.uint16 or codes.ndim != 3:
-            raise ValueError(f"codes must be a uint16 array [docs, layers, K], got {_describe(codes)}")
-        if not codes.flags.c_contiguous:
-            raise ValueError("codes must be C-contiguous")
-        _, n_layers, k = codes.shape
-        if self.top_k > k:
-            raise ValueError(f"top_k={self.top_k} exceeds the {k} codes stored per layer")
+    def check(self, codes: np.ndarray | SetCodes) -> None:
+        if isinstance(codes, SetCodes):
+            if self.top_k != codes.top_k:
+                raise ValueError(f"top_k={self.top_k}: a sets store keeps each layer's {codes.top_k} codes as a "
+                                 "set, so all of them count")
+            n_layers = codes.shape[1]
+        else:
+            if not isinstance(codes, np.ndarray) or codes.dtype != np.uint16 or codes.ndim != 3:
+                raise ValueError(f"codes must be a uint16 array [docs, layers, K] or SetCodes, got {_describe(codes)}")
+            if not codes.flags.c_contiguous:
+                raise ValueError("codes must be C-contiguous")
+            _, n_layers, k = codes.shape
+            if self.top_k > k:
+                raise ValueError(f"top_k={self.top_k} exceeds the {k} codes stored per layer")
         if self.layers.min() < 0 or self.layers.max() >= n_layers:
             raise ValueError(f"layers must lie in [0, {n_layers}), got {self.layers.tolist()}")
 
-    def score_into(self, codes: np.ndarray, out: np.ndarray, first_row: int = 0) -> None:
+    def score_into(self, codes: np.ndarray | SetCodes, out: np.ndarray, first_row: int = 0) -> None:
         """Score ``codes`` (already checked) into ``out`` ``[len(codes), targets]``."""
         if not len(codes):
+            return
+        if isinstance(codes, SetCodes):
+            self._score_sets(codes, out, first_row)
             return
         if self.targets == 1:
             top = _score_one(codes, self.table, self.layers, self.top_k, out[:, 0])
@@ -244,6 +361,26 @@ class _Plan:
         if top >= self.neurons:
             row = int(np.flatnonzero((codes >= self.neurons).any(axis=(1, 2)))[0])
             raise CodeOutOfRange(first_row + row, int(codes[row].max()), self.neurons)
+
+    def _score_sets(self, codes: SetCodes, out: np.ndarray, first_row: int) -> None:
+        sums = self._byte_sums(codes.codebook)
+        args = (codes.bits, codes.rest, codes.starts, codes.top_k)
+        if self.targets == 1:
+            top = _score_sets_one(*args, sums[:, :, 0], self.table, self.layers, out[:, 0])
+        else:
+            top = _score_sets_lanes(*args, sums, self.table, self.layers, out)
+        if top >= self.neurons:
+            at = int(np.flatnonzero(codes.rest >= self.neurons)[0])
+            raise CodeOutOfRange(first_row + int(np.searchsorted(codes.starts, at, "right")) - 1,
+                                 int(codes.rest[at]), self.neurons)
+
+    def _byte_sums(self, codebook: Codebook) -> np.ndarray:
+        """The table's byte sums for a shard's codebook, kept while its chunks stream by."""
+        cached = self._bytes.get("of")
+        if cached is None or cached[0] is not codebook:
+            table = self.table if self.table.ndim == 3 else self.table[:, :, None]
+            cached = self._bytes["of"] = (codebook, byte_sums(table, codebook.common[self.layers]))
+        return cached[1]
 
 
 def score_codes(codes: np.ndarray, table: np.ndarray, layers, top_k: int) -> np.ndarray:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from nagindex.codec import SetCodes
 from nagindex.errors import CodeOutOfRange
 
 from .scoring import gather_chunks, prefetched
@@ -39,7 +40,7 @@ def score_chunks_torch(chunks: Iterable[tuple[int, np.ndarray]], table: np.ndarr
     layers_t = torch.as_tensor(np.asarray(layers, dtype=np.int64), device=dev)
     offsets = (torch.arange(n_sel, device=dev, dtype=torch.int64) * neurons).view(1, n_sel, 1)
     with torch.inference_mode():
-        for first, codes in prefetched(chunks):
+        for first, codes in prefetched(_as_codes(chunks)):
             c = torch.from_numpy(codes.astype(np.int32, copy=False)).to(dev, non_blocking=True)
             picked = c.index_select(1, layers_t)[:, :, :top_k].long()
             if picked.numel() and int(picked.max()) >= neurons:
@@ -47,6 +48,13 @@ def score_chunks_torch(chunks: Iterable[tuple[int, np.ndarray]], table: np.ndarr
                 raise CodeOutOfRange(first + row, int(picked[row].max()), neurons)
             sums = F.embedding_bag((picked + offsets).reshape(len(codes), -1), weights, mode="sum")
             yield first, sums.cpu().numpy()
+
+
+def _as_codes(chunks: Iterable[tuple[int, np.ndarray | SetCodes]]) -> Iterator[tuple[int, np.ndarray]]:
+    """A sets store's rows decoded (in the reading thread: ``prefetched`` runs this generator there),
+    as ``embedding_bag`` takes bags of slot ids."""
+    for first, codes in chunks:
+        yield first, codes if isinstance(codes, np.ndarray) else codes.decoded()
 
 
 def score_stream_torch(chunks: Iterable[tuple[int, np.ndarray]], n: int, table: np.ndarray, layers,

@@ -27,6 +27,7 @@ from nagindex.errors import InputError, NagindexError
 from nagindex.index import Index
 from nagindex.progress import bar, phase
 from nagindex.settings import ExtractSettings
+from nagindex.store import SETS
 
 from .approx import DEFAULT_OVERSAMPLE, ApproxSearch, check_search, resolve
 from .auto import AUTO, choose_profiles, describe
@@ -112,6 +113,7 @@ class Selector:
         where the index keeps term statistics (not for what scores weight tables alone: FAISS, Ray, saved
         profiles)."""
         self._check_type(spec.neuron_type)
+        self._check_top_k(spec)
         codes = self.target_codes(targets.texts)[spec.neuron_type]
         groups = {name: codes[rows] for name, rows in targets.groups().items()}
         if spec.weighting == AUTO:
@@ -147,6 +149,14 @@ class Selector:
     def _check_type(self, neuron_type: str) -> None:
         if neuron_type not in self.index.neuron_types:
             raise NagindexError(f"--neuron-type {neuron_type}: {self.index.path} holds only {', '.join(self.index.neuron_types)}")
+
+    def _check_top_k(self, spec: ScoreSpec) -> None:
+        """K' < K needs codes in impact order: a sets index keeps each layer's K as a set (docs/design.md §2.1)."""
+        if spec.top_k not in (None, self.index.top_k) and self.index.code_layout == SETS \
+                and 1 <= spec.top_k < self.index.top_k:
+            raise NagindexError(f"--top-k {spec.top_k}: {self.index.path} keeps each layer's K = {self.index.top_k} "
+                                "neurons as a set (build --codes sets), so every query uses all of them; K' < K "
+                                "needs an index built with --codes ordered")
 
     # -- scoring ------------------------------------------------------------
 
@@ -192,7 +202,7 @@ class Selector:
                 phase(f"scoring {self.index.documents:,} documents against {len(profiles.names)} "
                       f"target{'s' if len(profiles.names) != 1 else ''}"), \
                 bar(total=self.index.documents, unit="doc", unit_scale=True, desc="scoring", leave=False) as scored:
-            for first_row, sums in scan(self.index.iter_codes(neuron_type), profiles.table, profiles.layers,
+            for first_row, sums in scan(self.index.iter_stored(neuron_type), profiles.table, profiles.layers,
                                         profiles.top_k):
                 scored.update(len(sums))
                 yield first_row, sums

@@ -46,6 +46,10 @@ from . import options
     click.option("--max-length", type=click.IntRange(min=1), default=DEFAULT_MAX_LENGTH, show_default=True,
                  help="Tokens of each document the backbone reads (the rest still counts in budgets)."),
     click.option("--impacts", is_flag=True, help="Also store the impact values (float16) beside the codes."),
+    click.option("--codes", type=click.Choice(["sets", "ordered"]), default=None,
+                 help="How each layer's K neurons are stored: `sets`, about 280 bytes a document, every query "
+                      "using all K; or `ordered`, uint16 in impact order, 1,200 bytes, for `--top-k K' < K` at "
+                      "query time [default: sets; an append keeps the index's own]."),
     click.option("--terms/--no-terms", default=None,
                  help="Also keep BM25 term statistics of the text the backbone reads, for `query --weighting "
                       "bm25` and BM25 fusions [default: off; an append keeps the index's own]."),
@@ -74,7 +78,7 @@ from . import options
 )
 @options.verbosity
 def build_command(corpus, index, model, neuron_types, top_k, max_length, text_field, template, id_field, append, skip_bad,
-                  max_record_size, shard, device, dtype, token_budget, window, impacts, terms, keep_fields, faiss_spec, sketch_dim, engine, ray_address, split):
+                  max_record_size, shard, device, dtype, token_budget, window, impacts, codes, terms, keep_fields, faiss_spec, sketch_dim, engine, ray_address, split):
     """Run the backbone over CORPUS once and write the index.
 
     CORPUS is one or more directories (searched recursively), files or globs of
@@ -92,7 +96,7 @@ def build_command(corpus, index, model, neuron_types, top_k, max_length, text_fi
         model=model, settings=ExtractSettings(parse_types(neuron_types), top_k, max_length),
         text_field=text_field, template=template, id_field=id_field, split=split, skip_bad=skip_bad, max_record_size=max_record_size, append=append,
         shard=shard, window=window,
-        token_budget=token_budget, device=device, dtype=dtype, store_impacts=impacts, terms=terms,
+        token_budget=token_budget, device=device, dtype=dtype, store_impacts=impacts, terms=terms, codes=codes,
         keep_fields=tuple(dict.fromkeys(keep_fields)), faiss=faiss_spec,
         sketch_dim=sketch_dim, progress=shown(), engine=engine, ray_address=ray_address)
     report = build(list(corpus), index or default_index_path(), how)
