@@ -23,6 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from nagindex.errors import IndexStateError
+from nagindex.idhash import shared_rows
 from nagindex.index import source_of
 from nagindex.indexdir import IndexDir, comparable, describe_holder, differences, header_of, part_name
 from nagindex.store import CodeStore
@@ -135,25 +136,23 @@ def _check_disjoint(names: list[str], metas: list[dict]) -> None:
 def _check_unique_ids(index: IndexDir, names: list[str], metas: list[dict]) -> None:
     """Refuse an id held twice, naming both places.
 
-    Parts are compared two at a time by their sorted id hashes
-    (``CodeStore.id_hashes``, nagindex.idhash), and the ids behind a shared
-    hash by themselves: two parts' hashes in memory, and two parts' stores
-    open, however many parts are merged.
+    Parts are compared two at a time by their sorted id hashes, joined a block
+    of each at a time (``CodeStore.iter_id_hashes``, ``idhash.shared_rows``),
+    and the ids behind a shared hash by themselves: two blocks of hashes in
+    memory, and two parts' stores open, however many parts are merged and
+    however large (docs/design.md §5.2).
     """
     for i, name in enumerate(tqdm(names, unit="shard", desc="checking ids", disable=None)):
         with CodeStore(index.shard(name).codes) as store:
-            mine = store.id_hashes()
             for j in range(i + 1, len(names)):
                 with CodeStore(index.shard(names[j]).codes) as other:
-                    at, rows = other.id_hashes().matches(mine.hashes)
-                    if not len(at):
-                        continue
-                    ids = store.ids_of(mine.rows[at])
-                    same = np.flatnonzero(ids == other.ids_of(rows))
-                    if len(same):
-                        k = same[0]
-                        raise IndexStateError(
-                            f"id {ids[k]!r} is in shard {name} ({source_of(store, metas[i], int(mine.rows[at[k]]))}) "
-                            f"and in shard {names[j]} ({source_of(other, metas[j], int(rows[k]))}); a build refuses "
-                            "a corpus that holds an id twice: give every document its own id and rebuild the parts "
-                            "that hold it")
+                    for mine, rows in shared_rows(store.iter_id_hashes(), other.iter_id_hashes()):
+                        ids = store.ids_of(mine)
+                        same = np.flatnonzero(ids == other.ids_of(rows))
+                        if len(same):
+                            k = same[0]
+                            raise IndexStateError(
+                                f"id {ids[k]!r} is in shard {name} ({source_of(store, metas[i], int(mine[k]))}) "
+                                f"and in shard {names[j]} ({source_of(other, metas[j], int(rows[k]))}); a build "
+                                "refuses a corpus that holds an id twice: give every document its own id and rebuild "
+                                "the parts that hold it")

@@ -527,6 +527,21 @@ class CodeStore:
             hashes[at:at + chunk_rows] = stable_hashes(self.ids(slice(at, at + chunk_rows)))
         return SortedHashes.of(hashes)
 
+    def iter_id_hashes(self, block: int = 1 << 16) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``id_hashes`` as ``(hashes, rows)`` blocks of ``block`` entries, in the same order: read a block at
+        a time, so that a merge holds a block of each part it compares (``idhash.shared_rows``); a store
+        written before they were has them computed whole (``id_hashes``)."""
+        if "id_hashes" not in self._f:
+            whole = self.id_hashes()
+            for at in range(0, self.rows, block):
+                yield whole.hashes[at:at + block], whole.rows[at:at + block]
+            return
+        for at in range(0, self.rows, block):
+            with self._reading("id_hashes"):
+                hashes = self._f["id_hashes"][at:at + block]
+                rows = self._f["id_hash_rows"][at:at + block].astype(np.int64)
+            yield hashes, rows
+
     def find_ids(self, ids: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(at, rows)``: which of ``ids`` (with their ``stable_hashes``) this store holds, and where."""
         at, rows = self.id_hashes().matches(hashes)

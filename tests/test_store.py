@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 from unittest import mock
 
 import h5py
@@ -69,3 +70,20 @@ def test_a_compressed_store_is_read_by_whole_chunks(written, tmp_path):
         with pytest.raises(AssertionError, match="read through HDF5"), _no_hdf5_reads():
             store.codes_of("fwd_up", _rows())
         assert np.array_equal(store.codes_of("fwd_up", _rows()), codes[_rows()])
+
+
+@pytest.mark.parametrize("stored", [True, False], ids=["stored", "written-before-id-hashes"])
+def test_the_sorted_id_hashes_come_in_blocks_in_their_order(written, tmp_path, stored):
+    path = written[0]
+    if not stored:
+        path = tmp_path / "before.h5"
+        shutil.copy(written[0], path)
+        with h5py.File(path, "r+") as f:
+            del f["id_hashes"], f["id_hash_rows"]
+    with CodeStore(path) as store:
+        whole = store.id_hashes()
+        blocks = list(store.iter_id_hashes(CHUNK_ROWS + 1))
+        assert [len(h) for h, _ in blocks] == [CHUNK_ROWS + 1, CHUNK_ROWS + 1, N - 2 * (CHUNK_ROWS + 1)]
+        assert np.array_equal(np.concatenate([h for h, _ in blocks]), whole.hashes)
+        assert np.array_equal(np.concatenate([r for _, r in blocks]), whole.rows)
+        assert np.all(whole.hashes[1:] >= whole.hashes[:-1]) and sorted(whole.rows) == list(range(N))
