@@ -128,6 +128,17 @@ class SetCodes:
         return _set_checksums(self.bits, self.rest, self.starts, checksum_weights(4 * layers + layers * self.top_k))
 
 
+def set_checksums_as_read(bits: np.ndarray, rest: np.ndarray, top_k: int) -> np.ndarray:
+    """The row checksums of rows whose lists may not fit their bits (damage): each list taken as the
+    bits say, within ``rest``, so that the first row that does not match is the damaged one."""
+    bits = np.ascontiguousarray(bits, np.uint64)
+    starts = np.zeros(len(bits) + 1, np.int64)
+    np.cumsum(np.maximum(rest_counts(bits, top_k), 0), out=starts[1:])
+    layers = bits.shape[1]
+    return _set_checksums(bits, np.ascontiguousarray(rest, np.uint16), np.minimum(starts, len(rest)),
+                          checksum_weights(4 * layers + layers * top_k))
+
+
 def checksum_weights(m: int) -> np.ndarray:
     """The fixed odd weights of the row checksums, for rows of up to ``m`` uint16 words."""
     w = (np.arange(1, m + 1, dtype=np.uint64) * np.uint64(0x9E3779B1)) ^ np.uint64(0x85EBCA6B)

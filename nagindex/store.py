@@ -72,7 +72,7 @@ import h5py
 import numpy as np
 from numba import njit
 
-from .codec import Codebook, SetCodes, Undecodable, checksum_weights
+from .codec import Codebook, SetCodes, Undecodable, checksum_weights, set_checksums_as_read
 from .errors import CodeOutOfRange, IndexStateError
 from .heap import map_large_buffers
 from .idhash import SortedHashes, stable_hashes
@@ -380,11 +380,18 @@ class CodeStore:
         return sets.head(stop - start)
 
     def _sets(self, neuron_type: str, rows: np.ndarray, bits: np.ndarray, rest: np.ndarray) -> SetCodes:
-        """``SetCodes`` of whole runs of rows, or the user's message naming the first row that cannot be one."""
+        """``SetCodes`` of whole runs of rows, or the user's message naming the first row that cannot be one.
+
+        A flipped bit shifts every later row's list, so the rows' checksums, read with the lists as
+        they fall, name the damaged one."""
         try:
             return SetCodes.of(bits, rest, self.codebook(neuron_type), self.code_shape(neuron_type)[2])
         except Undecodable as e:
-            row = int(rows[e.row])
+            at = e.row
+            with self._reading(f"checksums/{neuron_type}"):
+                stored = take_rows(self._f[f"checksums/{neuron_type}"], rows)
+            self._check(neuron_type, rows, set_checksums_as_read(bits, rest, self.code_shape(neuron_type)[2]), stored)
+            row = int(rows[at])
             raise IndexStateError(f"{self.path}: the {neuron_type} codes of document {self.ids_of(np.array([row]))[0]!r} "
                                   f"(row {row}) cannot be decoded: the file is damaged; build this shard again") from None
 
