@@ -33,7 +33,7 @@ from nagindex.index import Index
 from nagindex.indexdir import IndexDir, ShardDir, comparable, differences, part_name
 from nagindex.sketch import Sketch
 from nagindex.progress import CorpusBar, phase, showing
-from nagindex.store import ORDERED, CodeStore, Rows, concat_stores
+from nagindex.store import ORDERED, SETS, CodeStore, Rows, concat_stores
 from nagindex.terms import TOKENIZER, Counts, join_parts
 
 from .options import BuildOptions
@@ -261,7 +261,7 @@ def _check_codes(index_path: Path, manifest: dict | None, options: BuildOptions)
     index's layout; an index written before layouts were recorded keeps them ordered, and records None).
     Asking otherwise than the index is refused here, before any work."""
     if not manifest:
-        return options.codes or ORDERED
+        return options.codes or SETS
     own = manifest.get("codes") or ORDERED
     if options.codes is not None and options.codes != own:
         raise IndexStateError(f"--codes {options.codes}: the index {index_path} keeps its codes {own}; "

@@ -28,7 +28,7 @@ class BuildOptions:
     store_impacts: bool = False
     keep_fields: tuple[str, ...] = ()        # numeric corpus fields stored beside the codes
     terms: bool | None = None                 # BM25 term statistics; None: an index's own setting (else off)
-    codes: str | None = None                  # "sets" or "ordered" (docs/design.md §2.1); None: an index's own (else ordered)
+    codes: str | None = None                  # "sets" or "ordered" (docs/design.md §2.1); None: an index's own (else sets)
     faiss: str = DEFAULT_FAISS
     sketch_dim: int = DEFAULT_DIM
     progress: bool = True

@@ -52,20 +52,17 @@ class Codebook:
         permutation of each layer's K codes into their decoded order, for whatever
         is stored beside them (impacts).
         """
-        codes = np.asarray(codes)
+        codes = np.ascontiguousarray(codes, np.uint16)
         if len(codes) and int(codes.max()) >= neurons:
             raise ValueError(f"codes hold a neuron id {int(codes.max())}, beyond the {neurons} neurons")
-        keys = np.take_along_axis(self.keys(neurons)[None], codes.astype(np.int64), axis=2)
-        order = np.argsort(keys, axis=2, kind="stable")
-        keys = np.take_along_axis(keys, order, axis=2)
-        if np.any(keys[:, :, 1:] == keys[:, :, :-1]):
-            raise ValueError("codes hold a neuron twice in one layer: a NAG's K neurons are distinct")
-        width = self.common.shape[1]
-        has_bit = keys < width
-        ones = np.left_shift(np.uint64(1), np.where(has_bit, keys, 0).astype(np.uint64))
-        bits = np.bitwise_or.reduce(np.where(has_bit, ones, np.uint64(0)), axis=2)
-        rest = (keys[~has_bit] - width).astype(np.uint16)
-        return bits.astype(np.uint64), rest, order
+        n, layers, top_k = codes.shape
+        bits = np.zeros((n, layers), np.uint64)
+        rest = np.empty(n * layers * top_k, np.uint16)
+        order = np.empty(codes.shape, np.int64)
+        listed, twice = _encode(codes, self.keys(neurons), self.common.shape[1], bits, rest, order)
+        if twice >= 0:
+            raise ValueError(f"codes hold a neuron twice in one layer (row {twice}): a NAG's K neurons are distinct")
+        return bits, rest[:listed].copy(), order
 
     def decode(self, bits: np.ndarray, rest: np.ndarray, top_k: int) -> np.ndarray:
         """Codes uint16 ``[n, L, top_k]`` from ``bits`` ``[n, L]`` and exactly their ``rest``.
@@ -116,6 +113,15 @@ class SetCodes:
         if n >= len(self.bits):
             return self
         return SetCodes(self.bits[:n], self.rest[:self.starts[n]], self.starts[:n + 1], self.codebook, self.top_k)
+
+    def take(self, at: np.ndarray) -> "SetCodes":
+        """The documents at positions ``at`` (any order, repeats allowed)."""
+        at = np.asarray(at, np.int64)
+        counts = self.starts[at + 1] - self.starts[at]
+        starts = np.zeros(len(at) + 1, np.int64)
+        np.cumsum(counts, out=starts[1:])
+        picked = np.repeat(self.starts[at] - starts[:-1], counts) + np.arange(starts[-1])
+        return SetCodes(self.bits[at], self.rest[picked], starts, self.codebook, self.top_k)
 
     def decoded(self) -> np.ndarray:
         """uint16 ``[n, L, K]``, in the decoded order (the codebook's, then the listed ids)."""
@@ -193,6 +199,39 @@ def _rest_counts(bits, top_k, width):
             listed += top_k - ones
         out[d] = listed
     return out
+
+
+@njit(nogil=True, cache=True)
+def _encode(codes, keys, width, bits, rest, order):
+    """Fill ``bits``, ``rest`` and ``order`` (see ``Codebook.encode``); ``(ids listed, first row holding
+    a neuron twice in a layer or -1)``. Each layer's K keys are put in order by insertion: K is small."""
+    n, layers, top_k = codes.shape
+    key = np.empty(top_k, np.int64)
+    came = np.empty(top_k, np.int64)
+    at = 0
+    for d in range(n):
+        for j in range(layers):
+            for k in range(top_k):
+                value = keys[j, codes[d, j, k]]
+                i = k
+                while i > 0 and key[i - 1] > value:
+                    key[i] = key[i - 1]
+                    came[i] = came[i - 1]
+                    i -= 1
+                key[i] = value
+                came[i] = k
+            b = np.uint64(0)
+            for k in range(top_k):
+                if k and key[k] == key[k - 1]:
+                    return at, d
+                order[d, j, k] = came[k]
+                if key[k] < width:
+                    b |= np.uint64(1) << np.uint64(key[k])
+                else:
+                    rest[at] = key[k] - width
+                    at += 1
+            bits[d, j] = b
+    return at, -1
 
 
 @njit(nogil=True, cache=True)

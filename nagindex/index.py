@@ -249,6 +249,13 @@ class Index:
             out[at] = shard.store.codes_of(neuron_type, rows[at] - shard.offset)
         return out
 
+    def stored_of(self, neuron_type: str, rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | SetCodes]]:
+        """The codes of arbitrary global rows as their shards store them: ``[(positions in rows, codes)]``,
+        a piece a shard (a sets store's codes hold its own codebook, docs/design.md §2.1)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return [(np.flatnonzero(mask), shard.store.stored_of(neuron_type, rows[mask] - shard.offset))
+                for shard, mask in self.locate(rows)]
+
     def close(self) -> None:
         for s in self.shards:
             if "store" in s.__dict__:

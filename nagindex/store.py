@@ -412,7 +412,7 @@ class CodeStore:
         """
         rows = np.asarray(rows, dtype=np.int64)
         if self.layout == SETS:
-            return self._set_rows(neuron_type, rows)
+            return self._set_rows(neuron_type, rows).decoded()
         name = f"codes/{neuron_type}"
         with self._reading(name):
             out = self._take(name, rows)
@@ -420,8 +420,14 @@ class CodeStore:
                 self._check(neuron_type, rows, row_checksums(out), take_rows(self._f[f"checksums/{neuron_type}"], rows))
         return out
 
-    def _set_rows(self, neuron_type: str, rows: np.ndarray) -> np.ndarray:
-        """``codes_of`` in a sets store: every run of ``STRIDE`` rows that holds one is read and decoded."""
+    def stored_of(self, neuron_type: str, rows: np.ndarray) -> np.ndarray | SetCodes:
+        """``codes_of`` as stored, for scoring exactly as the scan scores (approximate search re-scores
+        its candidates so)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return self._set_rows(neuron_type, rows) if self.layout == SETS else self.codes_of(neuron_type, rows)
+
+    def _set_rows(self, neuron_type: str, rows: np.ndarray) -> SetCodes:
+        """Rows of a sets store: every run of ``STRIDE`` rows that holds one is read and checked."""
         name = f"sets/{neuron_type}"
         runs, where = np.unique(rows // STRIDE, return_inverse=True)
         with self._reading(f"{name} rows"):
@@ -436,8 +442,7 @@ class CodeStore:
         if self.verify:
             with self._reading(f"checksums/{neuron_type}"):
                 self._check(neuron_type, held, sets.checksums(), take_rows(self._f[f"checksums/{neuron_type}"], held))
-        at = (np.cumsum(sizes) - sizes)[where] + rows - runs[where] * STRIDE
-        return sets.decoded()[at]
+        return sets.take((np.cumsum(sizes) - sizes)[where] + rows - runs[where] * STRIDE)
 
     def _take(self, name: str, rows: np.ndarray) -> np.ndarray:
         """``ds[rows]`` of an unfiltered dataset, through the memory map where it can be read in place."""

@@ -142,6 +142,15 @@ class ApproxSearch:
                 found.append(shard.offset + mine[mine >= 0])
         return np.unique(np.concatenate(found))
 
+    def _rescored(self, profiles: Profiles, rows: np.ndarray) -> np.ndarray:
+        """The candidates' raw sums ``[len(rows), M]``, scored shard by shard as their codes are stored, so
+        that they are the very sums the exact scan gives them."""
+        sums = np.empty((len(rows), profiles.table.shape[2]), np.float32)
+        for at, codes in self.index.stored_of(self.neuron_type, rows):
+            with damage_reported(lambda e: self.index.damaged_code(e, self.neuron_type, rows[at])):
+                sums[at] = score_codes(codes, profiles.table, profiles.layers, profiles.top_k)
+        return sums
+
     def select(self, profiles: Profiles, budgets: list[Budget], oversample: int = DEFAULT_OVERSAMPLE,
                nprobe: int | None = None, dedup: bool = False
                ) -> tuple[list[Pick], list[np.ndarray], list[int], int]:
@@ -160,9 +169,7 @@ class ApproxSearch:
         scored = -1
         while True:
             rows = self.candidates(profiles, [oversample * p for p in planned], nprobe)
-            codes = self.index.codes_of(self.neuron_type, rows)
-            with damage_reported(lambda e: self.index.damaged_code(e, self.neuron_type, rows)):
-                sims = profiles.similarity(score_codes(codes, profiles.table, profiles.layers, profiles.top_k))
+            sims = profiles.similarity(self._rescored(profiles, rows))
             tokens = self.index.tokens[rows]
             rankings = [ranking_of(rows, 1.0 - sims[:, m], self.index.ids_of, tokens) for m in range(len(budgets))]
             picks, depths = pick_each(rankings, budgets, self.index.tokens.__getitem__, dedup)

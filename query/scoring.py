@@ -43,6 +43,7 @@ T = TypeVar("T")
 _END = object()  # what ``next`` returns once the chunks are done
 
 LANES = 8        # float32 lanes of one AVX2 vector: targets that share one add
+BYTE_ROWS = 8 * 256  # rows of a sets layer's byte sums: eight bytes of bits, 256 values each
 BLOCK_DOCS = 64  # documents checked, then scored, while their codes are in cache
 
 
@@ -91,6 +92,57 @@ def _add_layer(typingctx, acc, rows, codes):
             i = builder.add(builder.mul(groups, four), loop.index)
             builder.store(builder.fadd(builder.load(total), row(i)), total)
 
+        acc_p = builder.bitcast(acc_a.data, f64x.as_pointer())
+        widened = builder.fpext(builder.load(total), f64x)
+        builder.store(builder.fadd(builder.load(acc_p, align=8), widened), acc_p, align=8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _add_set_layer(typingctx, acc, rows, bits, listed):
+    """``acc[:LANES] += (rows[byte sums of bits] .sum(0) + rows[BYTE_ROWS + listed].sum(0))``: a sets
+    layer in one vector register, as ``_add_layer`` adds a layer of codes.
+
+    ``rows`` is one layer's ``[BYTE_ROWS + N, LANES]`` slice: first, for each of the eight bytes of a
+    layer's bits and each of its values, the sum of the weights of the neurons it sets; then the
+    table's own rows, for the ``listed`` ids. The eight rows the bits pick are found in registers.
+    """
+    sig = types.void(acc, rows, bits, listed)
+
+    def codegen(context, builder, sig, args):
+        acc_t, rows_t, _, listed_t = sig.args
+        acc_a = context.make_array(acc_t)(context, builder, args[0])
+        rows_a = context.make_array(rows_t)(context, builder, args[1])
+        listed_a = context.make_array(listed_t)(context, builder, args[3])
+        x = args[2]
+        intp = context.get_value_type(types.intp)
+        byte_p = ir.IntType(8).as_pointer()
+        f32x = ir.VectorType(ir.FloatType(), LANES)
+        f64x = ir.VectorType(ir.DoubleType(), LANES)
+        row_stride = builder.extract_value(rows_a.strides, 0)
+        row_base = builder.bitcast(rows_a.data, byte_p)
+
+        def row(index):
+            ptr = builder.gep(row_base, [builder.mul(index, row_stride)])
+            return builder.load(builder.bitcast(ptr, f32x.as_pointer()), align=4)
+
+        picked = []
+        for q in range(8):
+            value = builder.and_(builder.lshr(x, ir.Constant(x.type, 8 * q)), ir.Constant(x.type, 255))
+            picked.append(row(builder.add(builder.trunc(value, intp) if intp.width < 64 else value,
+                                          ir.Constant(intp, 256 * q))))
+        pairs = [builder.fadd(picked[i], picked[i + 1]) for i in range(0, 8, 2)]
+        total = cgutils.alloca_once_value(
+            builder, builder.fadd(builder.fadd(pairs[0], pairs[1]), builder.fadd(pairs[2], pairs[3])))
+        n = builder.extract_value(listed_a.shape, 0)
+        code_stride = builder.extract_value(listed_a.strides, 0)
+        code_base = builder.bitcast(listed_a.data, byte_p)
+        with cgutils.for_range(builder, n) as loop:
+            ptr = builder.gep(code_base, [builder.mul(loop.index, code_stride)])
+            code = builder.zext(builder.load(builder.bitcast(ptr, ir.IntType(16).as_pointer())), intp)
+            builder.store(builder.fadd(builder.load(total), row(builder.add(code, ir.Constant(intp, BYTE_ROWS)))), total)
         acc_p = builder.bitcast(acc_a.data, f64x.as_pointer())
         widened = builder.fpext(builder.load(total), f64x)
         builder.store(builder.fadd(builder.load(acc_p, align=8), widened), acc_p, align=8)
@@ -241,13 +293,14 @@ def _score_sets_one(bits, rest, doc_starts, top_k, bytes_, table, layers, out):
 
 
 @njit(parallel=True, nogil=True, fastmath=False, cache=True)
-def _score_sets_lanes(bits, rest, doc_starts, top_k, bytes_, table, layers, out):
-    """Several targets over a sets store's rows: ``bytes_`` ``[L_sel, 8 * 256, W]``, ``table``
-    ``[L_sel, N, W]``, W a multiple of LANES; a layer's eight byte sums and its listed ids are added
-    as ``_score_lanes`` adds codes. Returns the largest listed id seen; blocks holding one >= N are not scored.
+def _score_sets_lanes(bits, rest, doc_starts, top_k, rows_, neurons, layers, out):
+    """Several targets over a sets store's rows: ``rows_`` ``[L_sel, 8 * 256 + N, W]``, W a multiple of
+    LANES, holds a layer's byte sums and then the table's rows for the listed ids, so that a layer's
+    eight byte sums and its listed ids are one ``_add_layer``, as ``_score_lanes`` adds codes.
+    Returns the largest listed id seen; blocks holding one >= N are not scored.
     """
     n, n_layers = bits.shape
-    width = table.shape[2]
+    width = rows_.shape[2]
     top = 0
     for b in prange((n + BLOCK_DOCS - 1) // BLOCK_DOCS):
         start = b * BLOCK_DOCS
@@ -256,25 +309,19 @@ def _score_sets_lanes(bits, rest, doc_starts, top_k, bytes_, table, layers, out)
         for i in range(doc_starts[start], doc_starts[stop]):
             seen = max(seen, np.int64(rest[i]))
         top = max(top, seen)
-        if seen >= table.shape[1]:
+        if seen >= neurons:
             continue
         starts = np.empty((stop - start, n_layers + 1), np.int64)
         for d in range(start, stop):
             _list_starts(bits, d, top_k, doc_starts[d], starts[d - start])
-        picks = np.empty(8, np.uint16)
         acc = np.zeros((stop - start, width), np.float64)
         for j in range(layers.shape[0]):
             layer = layers[j]
             for lane in range(0, width, LANES):
-                sums = bytes_[j, :, lane:lane + LANES]
-                rows = table[j, :, lane:lane + LANES]
+                rows = rows_[j, :, lane:lane + LANES]
                 for d in range(start, stop):
-                    x = bits[d, layer]
-                    for q in range(8):
-                        picks[q] = _byte(x, q)
-                    _add_layer(acc[d - start, lane:lane + LANES], sums, picks)
                     at = starts[d - start]
-                    _add_layer(acc[d - start, lane:lane + LANES], rows, rest[at[layer]:at[layer + 1]])
+                    _add_set_layer(acc[d - start, lane:lane + LANES], rows, bits[d, layer], rest[at[layer]:at[layer + 1]])
         for d in range(start, stop):
             for m in range(out.shape[1]):
                 out[d, m] = acc[d - start, m]
@@ -336,6 +383,9 @@ class _Plan:
                 raise ValueError(f"top_k={self.top_k}: a sets store keeps each layer's {codes.top_k} codes as a "
                                  "set, so all of them count")
             n_layers = codes.shape[1]
+            if self.targets > 1 and 8 * 256 + self.neurons > 65536:
+                raise ValueError(f"{self.neurons} neurons: a sets store scores several targets with at most "
+                                 f"{65536 - 8 * 256} neurons a layer")
         else:
             if not isinstance(codes, np.ndarray) or codes.dtype != np.uint16 or codes.ndim != 3:
                 raise ValueError(f"codes must be a uint16 array [docs, layers, K] or SetCodes, got {_describe(codes)}")
@@ -366,27 +416,31 @@ class _Plan:
         sums = self._byte_sums(codes.codebook)
         args = (codes.bits, codes.rest, codes.starts, codes.top_k)
         if self.targets == 1:
-            top = _score_sets_one(*args, sums[:, :, 0], self.table, self.layers, out[:, 0])
+            top = _score_sets_one(*args, sums, self.table, self.layers, out[:, 0])
         else:
-            top = _score_sets_lanes(*args, sums, self.table, self.layers, out)
+            top = _score_sets_lanes(*args, sums, self.neurons, self.layers, out)
         if top >= self.neurons:
             at = int(np.flatnonzero(codes.rest >= self.neurons)[0])
             raise CodeOutOfRange(first_row + int(np.searchsorted(codes.starts, at, "right")) - 1,
                                  int(codes.rest[at]), self.neurons)
 
     def _byte_sums(self, codebook: Codebook) -> np.ndarray:
-        """The table's byte sums for a shard's codebook, kept while its chunks stream by."""
+        """The table's byte sums for a shard's codebook, kept while its chunks stream by: ``[L_sel, 8 * 256]``
+        for one target, else followed by the table's own rows, ``[L_sel, 8 * 256 + N, W]``."""
         cached = self._bytes.get("of")
         if cached is None or cached[0] is not codebook:
-            table = self.table if self.table.ndim == 3 else self.table[:, :, None]
-            cached = self._bytes["of"] = (codebook, byte_sums(table, codebook.common[self.layers]))
+            if self.targets == 1:
+                sums = byte_sums(self.table[:, :, None], codebook.common[self.layers])[:, :, 0]
+            else:
+                sums = np.concatenate([byte_sums(self.table, codebook.common[self.layers]), self.table], axis=1)
+            cached = self._bytes["of"] = (codebook, np.ascontiguousarray(sums))
         return cached[1]
 
 
-def score_codes(codes: np.ndarray, table: np.ndarray, layers, top_k: int) -> np.ndarray:
+def score_codes(codes: np.ndarray | SetCodes, table: np.ndarray, layers, top_k: int) -> np.ndarray:
     """Score documents against ``M`` targets at once; returns float32 ``[n, M]``.
 
-    ``codes`` uint16 ``[n, L, K]``; ``table`` float32 ``[L_sel, N, M]``, one
+    ``codes`` uint16 ``[n, L, K]``, or a sets store's rows as stored (nagindex.codec); ``table`` float32 ``[L_sel, N, M]``, one
     weight per (selected layer, neuron, target); ``layers`` the ``L_sel`` indices
     into the L axis of ``codes`` that the table's layers stand for; ``top_k`` how
     many of each layer's codes (in stored, descending-impact order) count.

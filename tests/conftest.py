@@ -80,6 +80,16 @@ def demo_corpus(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def ordered_index(tiny_model, demo_corpus) -> Path:
+    """``demo_corpus`` built with ``--codes ordered`` (impact order: ``--top-k K' < K``), once."""
+    from helpers import build
+
+    path = demo_corpus.parent / "ordered.index"
+    build(tiny_model, demo_corpus / "corpus", path, "--codes", "ordered")
+    return path
+
+
+@pytest.fixture(scope="session")
 def demo_index(tiny_model, demo_corpus) -> Path:
     """``demo_corpus`` built with the tiny model, once; tests that change an index take a copy."""
     from helpers import build

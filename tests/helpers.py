@@ -33,10 +33,11 @@ def rows(output: str) -> list[dict]:
 
 
 def snapshot(index: Path) -> dict:
-    """Everything a query reads of an index: ids, token counts and codes, in index order."""
+    """Everything a query reads of an index: ids, token counts and codes, in index order (each layer's
+    codes ascending: a sets index keeps them as sets, in an order that depends on its shards)."""
     idx = Index(index)
     out = {"ids": idx.ids.tolist(), "tokens": idx.tokens.tolist(),
-           "codes": np.concatenate([c for _, c in idx.iter_codes("fwd_up")])}
+           "codes": np.sort(np.concatenate([c for _, c in idx.iter_codes("fwd_up")]), axis=2)}
     idx.close()
     return out
 

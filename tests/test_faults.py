@@ -203,10 +203,12 @@ def test_a_disk_full_while_a_build_joins_its_windows_is_named_and_the_rerun_comp
     common = ("--model", tiny_model, "--window", "1000", "--quiet")    # one window: its part, then the shard's files
     reference, index = tmp_path / "reference.index", disk / "full.index"
     run("build", demo_corpus / "corpus", "-o", reference, *common)
+    run("build", demo_corpus / "corpus", "-o", tmp_path / "ordered.index", "--codes", "ordered", *common)
+    part = _pages((tmp_path / "ordered.index" / "shards" / "00000" / "codes.h5").stat().st_size)   # parts are ordered
     codes, vectors = (_pages((reference / "shards" / "00000" / name).stat().st_size)
                       for name in ("codes.h5", "vectors.faiss"))
     # Room for the plan, the lock's record and the window's part (the codes and their ids), then half of the file.
-    fill(leave=4 * PAGE + codes + (codes // 2 if stored == "codes.h5" else codes + vectors // 2))
+    fill(leave=4 * PAGE + part + (codes // 2 if stored == "codes.h5" else codes + vectors // 2))
     args = _cli("build", demo_corpus / "corpus", "-o", index, *common)
     failed = subprocess.run(args, stderr=subprocess.PIPE, text=True, timeout=300)
     assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr

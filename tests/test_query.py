@@ -46,7 +46,8 @@ def paper_distances(demo_index: Path, target_texts: list[str], layers=None, top_
     return np.array(out)
 
 
-def test_scores_are_the_papers_similarity(demo_index, demo_corpus):
+def test_scores_are_the_papers_similarity(ordered_index, demo_corpus):
+    demo_index = ordered_index     # K' < K takes the codes in impact order
     targets = read_targets(demo_corpus / "targets.jsonl")
     texts = [x for x, n in zip(targets.texts, targets.names) if n == "science_qa"]
     sel = Selector(demo_index)
@@ -190,8 +191,13 @@ def variant_distances(demo_index: Path, target_texts: list[str], power: float = 
     return 1 - out / idx.num_layers
 
 
+def test_k_prime_scores_the_first_codes_of_an_ordered_index(ordered_index, demo_corpus):
+    out = rows(query(ordered_index, demo_corpus / "targets.jsonl", "-k", "10", "--top-k", "5").output)
+    assert len(out) == 10
+
+
 def test_variants_at_query_time(demo_index, demo_corpus):
-    for args in (["--layers", "last"], ["--layers", "0-1"], ["--top-k", "5"]):
+    for args in (["--layers", "last"], ["--layers", "0-1"]):
         out = rows(query(demo_index, demo_corpus / "targets.jsonl", "-k", "10", *args).output)
         assert len(out) == 10, args
     targets = read_targets(demo_corpus / "targets.jsonl")
@@ -267,10 +273,14 @@ def test_a_different_backbone_is_refused(own_index, demo_corpus):
 
 
 @pytest.mark.parametrize("search", ["exact", "approx"])
-def test_a_damaged_code_names_its_file_and_document(own_index, demo_corpus, tmp_path, search):
+@pytest.mark.parametrize("flip", [1, 0], ids=["bit set", "bit cleared"])
+def test_a_damaged_code_names_its_file_and_document(own_index, demo_corpus, tmp_path, search, flip):
     codes = next(own_index.glob("shards/*/codes.h5"))
     with h5py.File(codes, "r+") as f:
-        f["codes/fwd_up"][7, 3, 0] = 60_000
+        bits = f["sets/fwd_up/bits"][7]
+        bit = next(i for i in range(64) if (int(bits[0]) >> i) & 1 == flip)
+        bits[0] ^= np.uint64(1 << bit)          # a neuron more, or one fewer: the later lists shift
+        f["sets/fwd_up/bits"][7] = bits
         damaged = f["ids"][7].decode()
     out = tmp_path / "o.jsonl"
     result = query(own_index, demo_corpus / "targets.jsonl", "-k", "60", "--search", search, "-o", out, ok=False)

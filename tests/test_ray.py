@@ -73,7 +73,7 @@ def test_ray_engine_without_ray_says_how_to_install_it(tiny_model, demo, tmp_pat
 @pytest.mark.ray
 def test_a_damaged_code_found_by_a_ray_task_names_its_file_and_document(cluster, tiny_model, demo, tmp_path):
     index = tmp_path / "i"
-    build(tiny_model, demo / "corpus", index)
+    build(tiny_model, demo / "corpus", index, "--codes", "ordered")      # a code out of range: only ids are
     codes = next(index.glob("shards/*/codes.h5"))
     with h5py.File(codes, "r+") as f:
         f["codes/fwd_up"][5, 0, 1] = 60_000

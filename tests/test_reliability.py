@@ -182,12 +182,12 @@ def test_unmerged_parts_say_to_merge(tiny_model, demo, tmp_path):
 def test_flipped_codes_are_found_not_scored(index, demo_corpus):
     targets = demo_corpus / "targets.jsonl"
     with h5py.File(index / "shards" / "00000" / "codes.h5", "r+") as f:
-        codes = f["codes/fwd_up"]
-        flat = codes[...].reshape(-1)
+        bits = f["sets/fwd_up/bits"]
+        flat = bits[...].reshape(-1)
         rng = np.random.default_rng(0)
-        at = rng.choice(flat.size, 800, replace=False)
-        flat[at] = (flat[at] + rng.integers(1, 96, 800)) % 96          # in range: the kernels cannot see it
-        codes[...] = flat.reshape(codes.shape)
+        at = rng.choice(flat.size, 100, replace=False)
+        flat[at] ^= np.left_shift(np.uint64(1), rng.integers(0, 64, 100).astype(np.uint64))   # a neuron more or fewer
+        bits[...] = flat.reshape(bits.shape)
     for search in ("exact", "approx"):
         out = one_line(query(index, targets, "-k", "20", "--search", search, ok=False))
         assert "codes.h5" in out and "do not match their checksum" in out

@@ -22,7 +22,7 @@ QUERIES = [
     ("--tokens", "900"),
     ("--fraction", "0.2"),
     ("--fraction", "0.4", "--dedup", "--weight", "science_qa=3"),
-    ("--fraction", "0.3", "--layers", "last", "--top-k", "3"),      # coarse scores: many ties, broken by id
+    ("--fraction", "0.3", "--layers", "last"),      # one layer: coarse scores, many ties, broken by id
     ("-k", "1000"),                                                   # more than the pool
 ]
 

@@ -40,7 +40,7 @@ def source_codes(args) -> dict[str, tuple[np.ndarray | Pool, int]]:
         index = Index(path)
         neuron_type = index.neuron_types[0]
         codes = np.concatenate([c for _, c in index.iter_codes(neuron_type)])
-        sources[f"real: {Path(path).name}"] = (codes, index.neurons[neuron_type])
+        sources[f"real: {Path(path).resolve()}"] = (codes, index.neurons[neuron_type])
     return sources
 
 
@@ -51,6 +51,11 @@ def rows_of(source: np.ndarray | Pool, start: int, n: int) -> np.ndarray:
 
 
 def write(path: Path, source, neurons: int, docs: int, layout: str) -> Path:
+    """The store at ``path``, written unless it is there already (with ``docs`` rows)."""
+    if path.exists():
+        with CodeStore(path) as store:
+            if store.rows == docs and store.layout == layout:
+                return path
     with atomic_path(path) as tmp, StoreWriter(tmp, docs, {NEURON_TYPE: neurons}, layout) as out:
         for start in range(0, docs, WRITE_ROWS):
             n = min(WRITE_ROWS, docs - start)
@@ -98,7 +103,7 @@ def main() -> None:
     args.dir.mkdir(parents=True, exist_ok=True)
     print(f"{args.docs:,} documents a store, chunks of {4 * CHUNK_ROWS:,} rows, repeats {args.repeats}")
     for name, (source, neurons) in source_codes(args).items():
-        slug = name.replace(": ", "-").replace("/", "_")
+        slug = name.replace(": ", "-").replace("/", "_").strip("_")
         paths = {layout: write(args.dir / f"{slug}-{layout}.h5", source, neurons, args.docs, layout)
                  for layout in (ORDERED, SETS)}
         print(f"\n== {name}")

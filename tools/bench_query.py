@@ -107,7 +107,7 @@ def synthetic_store(directory: Path, docs: int, seed: int) -> tuple[Path, Corpus
     path = directory / f"codes-{docs}-seed{seed}.h5"
     if path.exists():
         with contextlib.suppress(IndexStateError), CodeStore(path) as store:     # else a store of an older layout
-            if store.rows == docs and store.codes(NEURON_TYPE).shape == (docs, LAYERS, K):
+            if store.rows == docs and store.code_shape(NEURON_TYPE) == (docs, LAYERS, K):
                 print(f"reusing {path}")
                 return path, corpus
     directory.mkdir(parents=True, exist_ok=True)
@@ -206,7 +206,7 @@ def bench_exact(path: Path, corpus: Corpus, args) -> Section:
     one, many = np.ascontiguousarray(tables[:, :, :1]), tables
     with CodeStore(path) as store:
         docs = store.rows
-        head = store.codes(NEURON_TYPE)[:min(args.gather_docs, docs)]
+        head = store.read_codes(NEURON_TYPE, 0, min(args.gather_docs, docs))
     scan(path, one, docs, args.chunk_rows, args.device)  # compiles the kernels and warms the page cache
     one_all, many_all = fastest_scan(path, one, docs, args)[1], fastest_scan(path, many, docs, args)[1]
     (one_scores, one_head), (many_scores, many_head) = (fastest_scan(path, t, len(head), args) for t in (one, many))

@@ -47,9 +47,9 @@ from . import options
                  help="Tokens of each document the backbone reads (the rest still counts in budgets)."),
     click.option("--impacts", is_flag=True, help="Also store the impact values (float16) beside the codes."),
     click.option("--codes", type=click.Choice(["sets", "ordered"]), default=None,
-                 help="How each layer's K neurons are stored: `ordered`, uint16 in impact order, 1,200 bytes a "
-                      "document, for `--top-k K' < K` at query time; or `sets`, about 280 bytes, every query "
-                      "using all K [default: ordered; an append keeps the index's own]."),
+                 help="How each layer's K neurons are stored: `sets`, about 280 bytes a document, every query "
+                      "using all K; or `ordered`, uint16 in impact order, 1,200 bytes, for `--top-k K' < K` at "
+                      "query time [default: sets; an append keeps the index's own]."),
     click.option("--terms/--no-terms", default=None,
                  help="Also keep BM25 term statistics of the text the backbone reads, for `query --weighting "
                       "bm25` and BM25 fusions [default: off; an append keeps the index's own]."),

@@ -93,7 +93,7 @@ def layers(help: str = "Layers to score: all, last, 0-14, 3,7,9 ..."):
     return click.option("--layers", default="all", show_default=True, help=help)
 
 
-def top_k(help: str = "Use only the first K' <= K neurons of each layer (not on an index built with --codes sets)."):
+def top_k(help: str = "Use only the first K' <= K neurons of each layer (an index built with --codes ordered)."):
     """``--top-k``: a prefix of each layer's stored neurons, where they are stored by descending impact
     (docs/design.md §2.1)."""
     return click.option("--top-k", type=click.IntRange(min=1), default=None, help=help)
@@ -105,7 +105,7 @@ negatives = click.option("--negatives", type=click.IntRange(min=1), default=None
                               "auto: at most 1024].")
 
 
-def scoring(top_k_help: str = "Use only the first K' <= K neurons of each layer (not on an index built with --codes sets)."):
+def scoring(top_k_help: str = "Use only the first K' <= K neurons of each layer (an index built with --codes ordered)."):
     """The options that say how documents are scored, shared by the commands that score."""
     return (
         layers(),
