@@ -5,16 +5,17 @@ checking downstream (``nagindex proxy``) trains a model per method. The
 examples themselves can tell instead: split a task's examples into
 :data:`FOLDS` folds, build every candidate weighting from the other folds,
 plant the held-out examples among a fixed-seed sample of the pool, and see how
-high each candidate ranks them (the mean reciprocal rank of each held-out
-example among the sample documents; ties count half). The candidate that ranks
-them highest scores the task's selection, built from all of its examples.
+high each candidate ranks them (the mean rank percentile of each held-out
+example among the sample documents, that is the area under the ROC curve of
+held-out against sample; ties count half). The candidate that ranks them
+highest on average scores the task's selection, built from all of its examples.
 
 Candidates are the weightings of :data:`CANDIDATES`, simplest first: each base
 weighting, and the sum of two of them standardised by the pool sample's
 spread, which is again one linear weight table and scores exactly like any
-other. A candidate that ties with the best (within one standard error of the
-paired difference over the held-out examples) gives way to the simplest tied
-one. A task with fewer than :data:`MIN_EXAMPLES` examples keeps the paper's
+other. Only exact ties give way to the simplest tied candidate: a margin for
+noise would keep the simpler weighting on tasks where a richer one is better
+(docs/design.md §1.3). A task with fewer than :data:`MIN_EXAMPLES` examples keeps the paper's
 weighting, and says so.
 
 The classifier's negatives and the sample the examples are planted among are
@@ -46,7 +47,7 @@ FOLDS = 4
 MIN_EXAMPLES = 2 * FOLDS      # two held-out examples per fold, at least
 PLANTED_AMONG = 4096          # pool documents the held-out examples are ranked among
 NEGATIVES = 1024              # at most, for the classifier: its fits are what auto's time goes to
-METRIC = "mean reciprocal rank of each held-out example among the pool sample"
+METRIC = "mean rank percentile of each held-out example among the pool sample"
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ def choose_profiles(index: Index, groups: dict[str, np.ndarray], spec: ScoreSpec
             chosen = Candidate(("paper",))
         else:
             scores = held_out_scores(pool, codes, candidates, spec.seed, terms, texts and texts[name])
-            chosen, choice = pick(scores), {"target": name, "examples": len(codes)}
+            chosen, choice = best(scores), {"target": name, "examples": len(codes)}
             choice |= {"weighting": chosen.name, "folds": FOLDS, "planted_among": len(pool.planted_among),
                        "metric": METRIC, "candidates": [{"weighting": c.name, **s.summary(scores[best(scores)])}
                                                         for c, s in scores.items()]}
@@ -171,22 +172,18 @@ def choose_profiles(index: Index, groups: dict[str, np.ndarray], spec: ScoreSpec
 
 @dataclass
 class Score:
-    """One candidate's reciprocal rank of every held-out example."""
+    """One candidate's rank percentile of every held-out example."""
 
-    reciprocal: np.ndarray
+    percentile: np.ndarray
 
     @property
     def mean(self) -> float:
-        return float(self.reciprocal.mean())
+        return float(self.percentile.mean())
 
     def behind(self, other: "Score") -> tuple[float, float]:
         """How far below ``other`` this is, and the standard error of that, paired by example."""
-        diff = other.reciprocal - self.reciprocal
+        diff = other.percentile - self.percentile
         return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff)))
-
-    def ties(self, other: "Score") -> bool:
-        gap, error = self.behind(other)
-        return gap <= error
 
     def summary(self, top: "Score") -> dict:
         gap, error = self.behind(top)
@@ -194,18 +191,13 @@ class Score:
 
 
 def best(scores: dict[Candidate, Score]) -> Candidate:
+    """The highest mean; ``max`` keeps the first of exact ties, and candidates come simplest first."""
     return max(scores, key=lambda c: scores[c].mean)
-
-
-def pick(scores: dict[Candidate, Score]) -> Candidate:
-    """The simplest candidate that ties with the best: no further below it than one standard error."""
-    top = scores[best(scores)]
-    return next(c for c, s in scores.items() if s.ties(top))
 
 
 def held_out_scores(pool: Pool, codes: np.ndarray, candidates: list[Candidate], seed: int,
                     terms: "Terms | None" = None, texts: list[str] | None = None) -> dict[Candidate, Score]:
-    """Each candidate's reciprocal rank of every example of one task, built without the example's fold;
+    """Each candidate's rank percentile of every example of one task, built without the example's fold;
     ``terms`` and the examples' ``texts`` score the candidates with BM25."""
     fold = np.empty(len(codes), np.int64)
     fold[np.random.default_rng([seed, 2]).permutation(len(codes))] = np.arange(len(codes)) % FOLDS
@@ -224,7 +216,7 @@ def held_out_scores(pool: Pool, codes: np.ndarray, candidates: list[Candidate], 
         spread = {w: _spread(sample[w]) for w in c.parts}
         s = sum(sample[w] / spread[w] for w in c.parts)
         h = sum(held[w] / spread[w][fold] for w in c.parts)
-        out[c] = Score(_reciprocal_ranks(s, h, fold))
+        out[c] = Score(_percentiles(s, h, fold))
     return out
 
 
@@ -247,15 +239,15 @@ def _spread(scores: np.ndarray) -> np.ndarray:
     return np.where(sd > 0, sd, 1.0)
 
 
-def _reciprocal_ranks(sample: np.ndarray, held: np.ndarray, fold: np.ndarray) -> np.ndarray:
-    """``1 / rank`` of each held-out score among its fold's column of sample scores, ties counted half."""
+def _percentiles(sample: np.ndarray, held: np.ndarray, fold: np.ndarray) -> np.ndarray:
+    """The share of its fold's column of sample scores that each held-out score is above, ties counted half."""
     out = np.empty(len(held))
     for f in range(sample.shape[1]):
         mine = fold == f
         column = np.sort(sample[:, f])
-        above = len(column) - np.searchsorted(column, held[mine], "right")
-        tied = np.searchsorted(column, held[mine], "right") - np.searchsorted(column, held[mine], "left")
-        out[mine] = 1.0 / (1.0 + above + 0.5 * tied)
+        below = np.searchsorted(column, held[mine], "left")
+        tied = np.searchsorted(column, held[mine], "right") - below
+        out[mine] = (below + 0.5 * tied) / len(column)
     return out
 
 

@@ -9,7 +9,7 @@ import pytest
 from helpers import query, rows, run
 from nagindex.errors import InputError
 from query import Budget, ScoreSpec, Selector, read_targets
-from query.auto import CANDIDATES, Candidate, Score, choose_profiles, pick
+from query.auto import CANDIDATES, Candidate, Score, best, choose_profiles
 from query.output import MANIFEST
 
 NAMES = {c.name for c in CANDIDATES if "bm25" not in c.parts}     # the demo index keeps no term statistics
@@ -37,12 +37,13 @@ def test_auto_is_the_default_and_records_each_tasks_choice(demo_index, demo_corp
         scores = {s["weighting"]: s for s in c["candidates"]}
         assert set(scores) == NAMES and all(0 < s["score"] <= 1 for s in scores.values())
         best = max(s["score"] for s in scores.values())
-        # The choice is the simplest candidate within a standard error of the best.
+        # The choice is the best on average, the simplest of exact ties.
         chosen = scores[c["weighting"]]
-        assert chosen["behind_best"] <= chosen["standard_error"]
+        assert chosen["score"] == best and chosen["behind_best"] == 0
         simpler = [s for s in c["candidates"][:[s["weighting"] for s in c["candidates"]].index(c["weighting"])]]
-        assert all(s["behind_best"] > s["standard_error"] for s in simpler)
-        assert best - chosen["score"] == pytest.approx(chosen["behind_best"])
+        assert all(s["score"] < best for s in simpler)
+        for s in scores.values():
+            assert best - s["score"] == pytest.approx(s["behind_best"])
     assert "weighting auto chose" in result.stderr and "science_qa" in result.stderr
     # The paper or idf weighting chosen scores the task exactly as naming it does.
     for c in choices:
@@ -101,9 +102,9 @@ def test_the_same_inputs_make_the_same_choice(demo_index, demo_corpus, tmp_path)
 
 
 def test_ties_keep_the_simplest_candidate():
-    ranks = np.array([1.0, 0.5, 0.25, 0.2, 1 / 3, 0.1, 0.5, 1.0])
+    ranks = np.array([1.0, 0.5, 0.25, 0.2, 0.75, 0.1, 0.5, 0.9])
     paper, idf, fused = Candidate(("paper",)), Candidate(("idf",)), Candidate(("paper", "idf"))
-    assert pick({paper: Score(ranks), idf: Score(ranks.copy()), fused: Score(ranks)}) == paper
-    # Ahead on one example only: within a standard error, still a tie.
-    assert pick({paper: Score(ranks), idf: Score(np.r_[ranks[:-1], 1.5])}) == paper
-    assert pick({paper: Score(ranks), idf: Score(ranks + 0.3)}) == idf
+    assert best({paper: Score(ranks), idf: Score(ranks.copy()), fused: Score(ranks)}) == paper
+    # Ahead on average, even by one example, is ahead: no margin keeps the simpler one.
+    assert best({paper: Score(ranks), idf: Score(np.r_[ranks[:-1], 0.95])}) == idf
+    assert best({paper: Score(ranks + 0.05), idf: Score(ranks), fused: Score(ranks + 0.05)}) == paper

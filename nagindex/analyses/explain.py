@@ -214,7 +214,7 @@ def format_text(ex: Explanation) -> str:
 
 def _choice_lines(choices: list[dict]) -> list[str]:
     """What --weighting auto chose per target, with each candidate's held-out score (docs/design.md §1.3)."""
-    lines = ["weighting auto, per target: the choice, then each candidate's mean reciprocal rank of held-out "
+    lines = ["weighting auto, per target: the choice, then each candidate's mean rank percentile of held-out "
              "examples among the pool sample (behind the best / standard error)"]
     for c in choices:
         if "candidates" not in c:
