@@ -52,7 +52,7 @@ def test_a_pipeline_scores_documents_as_the_selector_does(profiles, demo_index, 
 
     selector = Selector(demo_index)
     targets = read_targets(demo_corpus / "targets.jsonl")
-    prof = selector.profiles(targets, ScoreSpec())
+    prof = selector.profiles(targets, ScoreSpec(weighting="auto"))   # the command's default
     expected = selector.score_texts(texts, prof)
     got = np.array([[d["metadata"]["nag_similarity"][name] for name in prof.names] for d in out])
     np.testing.assert_array_equal(got, expected)
@@ -69,7 +69,7 @@ def test_a_quantile_keeps_what_the_pool_would(profiles, demo_index, demo_corpus)
     assert {d.id for d in kept} == {d.id for d, s in zip(docs, sims) if (s >= cut).any()}
     for m in range(len(cut)):
         assert abs((sims[:, m] >= cut[m]).mean() - 0.25) < 0.05
-    assert len(list(NAGScorer(profiles, threshold=2.0).run(iter(docs)))) == 0
+    assert len(list(NAGScorer(profiles, threshold=float(sims.max()) + 1.0).run(iter(docs)))) == 0
     only = NAGScorer(profiles, threshold={"science_qa": 0.0})
     assert len(list(only.run(iter(docs)))) == len(docs)
 
