@@ -47,14 +47,29 @@ BYTE_ROWS = 8 * 256  # rows of a sets layer's byte sums: eight bytes of bits, 25
 BLOCK_DOCS = 64  # documents checked, then scored, while their codes are in cache
 
 
+def _add_rows(builder, total, n, row_at):
+    """``total += row_at(0) + ... + row_at(n - 1)``, four rows at a time, so that consecutive adds do not
+    wait on each other (a float add's latency is several cycles; four independent loads hide it)."""
+    intp = n.type
+    four = ir.Constant(intp, 4)
+    groups = builder.udiv(n, four)
+    with cgutils.for_range(builder, groups) as loop:
+        i = builder.mul(loop.index, four)
+        r = [row_at(builder.add(i, ir.Constant(intp, u))) for u in range(4)]
+        quad = builder.fadd(builder.fadd(r[0], r[1]), builder.fadd(r[2], r[3]))
+        builder.store(builder.fadd(builder.load(total), quad), total)
+    with cgutils.for_range(builder, builder.urem(n, four)) as loop:
+        i = builder.add(builder.mul(groups, four), loop.index)
+        builder.store(builder.fadd(builder.load(total), row_at(i)), total)
+
+
 @intrinsic
 def _add_layer(typingctx, acc, rows, codes):
     """``acc[:LANES] += rows[codes].sum(0)``, the layer sum in one vector register.
 
     ``rows`` is one layer's ``[N, LANES]`` slice of the table (each row
-    contiguous), ``acc`` a contiguous float64 slice of the document's sums. Rows are added four at a time so that
-    consecutive adds do not wait on each other; the layer sum is then widened to
-    float64. Codes must already be known to be < N.
+    contiguous), ``acc`` a contiguous float64 slice of the document's sums. Rows are added four at a time
+    (``_add_rows``); the layer sum is then widened to float64. Codes must already be known to be < N.
     """
     sig = types.void(acc, rows, codes)
 
@@ -81,16 +96,7 @@ def _add_layer(typingctx, acc, rows, codes):
             ptr = builder.gep(row_base, [builder.mul(builder.zext(code, intp), row_stride)])
             return builder.load(builder.bitcast(ptr, f32x.as_pointer()), align=4)
 
-        four = ir.Constant(intp, 4)
-        groups = builder.udiv(n, four)
-        with cgutils.for_range(builder, groups) as loop:
-            i = builder.mul(loop.index, four)
-            r = [row(builder.add(i, ir.Constant(intp, u))) for u in range(4)]
-            quad = builder.fadd(builder.fadd(r[0], r[1]), builder.fadd(r[2], r[3]))
-            builder.store(builder.fadd(builder.load(total), quad), total)
-        with cgutils.for_range(builder, builder.urem(n, four)) as loop:
-            i = builder.add(builder.mul(groups, four), loop.index)
-            builder.store(builder.fadd(builder.load(total), row(i)), total)
+        _add_rows(builder, total, n, row)
 
         acc_p = builder.bitcast(acc_a.data, f64x.as_pointer())
         widened = builder.fpext(builder.load(total), f64x)
@@ -139,10 +145,13 @@ def _add_set_layer(typingctx, acc, rows, bits, listed):
         n = builder.extract_value(listed_a.shape, 0)
         code_stride = builder.extract_value(listed_a.strides, 0)
         code_base = builder.bitcast(listed_a.data, byte_p)
-        with cgutils.for_range(builder, n) as loop:
-            ptr = builder.gep(code_base, [builder.mul(loop.index, code_stride)])
+
+        def listed_row(i):
+            ptr = builder.gep(code_base, [builder.mul(i, code_stride)])
             code = builder.zext(builder.load(builder.bitcast(ptr, ir.IntType(16).as_pointer())), intp)
-            builder.store(builder.fadd(builder.load(total), row(builder.add(code, ir.Constant(intp, BYTE_ROWS)))), total)
+            return row(builder.add(code, ir.Constant(intp, BYTE_ROWS)))
+
+        _add_rows(builder, total, n, listed_row)
         acc_p = builder.bitcast(acc_a.data, f64x.as_pointer())
         widened = builder.fpext(builder.load(total), f64x)
         builder.store(builder.fadd(builder.load(acc_p, align=8), widened), acc_p, align=8)
