@@ -111,7 +111,7 @@ def _build(index: IndexDir, everything: list[storage.Location], files: list[stor
     listed = index.listed(manifest)
     existing = [s.read_meta() for s in listed]
     if manifest and options.append:
-        _check_same_fields(index.path, existing, options)
+        _check_same_fields(index.path, manifest, existing, options)
     options = dataclasses.replace(options, terms=_check_terms(index.path, manifest, options),
                                   codes=_check_codes(index.path, manifest, options))
     fingerprint = corpus_files(files)
@@ -222,14 +222,16 @@ def _already_indexed(index_path: Path, existing: list[dict], fingerprint: list[d
     return same
 
 
-def _check_same_fields(index_path: Path, existing: list[dict], options: BuildOptions) -> None:
-    """An append reads its records as the index's were: refuse another id field, or another text field.
+def _check_same_fields(index_path: Path, manifest: dict, existing: list[dict], options: BuildOptions) -> None:
+    """An append reads its records as the index's were: refuse another id field, text field or template.
 
     Checked before the backbone is loaded or the corpus read. A document's id
-    is what ties it to its text and tells duplicates apart across the index;
-    with a template, the template is compared with the index's later, with
-    the rest of the settings.
+    is what ties it to its text and tells duplicates apart across the index.
     """
+    changed = differences({"template": manifest.get("template")}, {"template": _template_source(options)})
+    if changed:
+        raise IndexStateError(f"--template: the index {index_path} makes its texts otherwise ({changed[0]}); "
+                              "append with the index's --template (or none, if it has none), or write a new index with -o")
     recorded = {"--id-field": {m["id_field"] for m in existing}}
     if options.template is None:
         recorded["--text-field"] = {m["text_field"] for m in existing if m.get("template") is None}
