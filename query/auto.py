@@ -21,8 +21,8 @@ weighting, and says so.
 The classifier's negatives and the sample the examples are planted among are
 disjoint parts of one pool sample: a table fitted to push some documents down
 must not be judged on those same documents. The classifier's fits are what the
-choice costs, so here it learns against fewer negatives, with a fixed
-regularisation. Everything is seeded by the
+choice costs, so here it learns against fewer negatives, with a fixed, strong
+regularisation (:data:`C`). Everything is seeded by the
 query's ``seed``, so the same inputs make the same choice.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ from nagindex.errors import InputError
 from nagindex.index import Index
 
 from .bm25 import Bm25, term_stats
-from .classifier import DEFAULT_C, sample_rows
+from .classifier import sample_rows
 from .profile import Profiles, ScoreSpec, build_profiles
 
 AUTO = "auto"
@@ -47,6 +47,7 @@ FOLDS = 4
 MIN_EXAMPLES = 2 * FOLDS      # two held-out examples per fold, at least
 PLANTED_AMONG = 4096          # pool documents the held-out examples are ranked among
 NEGATIVES = 1024              # at most, for the classifier: its fits are what auto's time goes to
+C = 0.01                      # the classifier's inverse regularisation, fixed (docs/design.md §1.3)
 METRIC = "mean rank percentile of each held-out example among the pool sample"
 
 
@@ -94,10 +95,11 @@ class Pool:
                    index.slot_counts(spec.neuron_type))
 
     def profiles(self, groups: dict, weighting: str) -> Profiles:
-        """``weighting``'s profiles of ``groups``; the classifier's regularisation is fixed, as
-        cross-validating it in every fold would cost more than the scan (tools/bench_selection.py --auto)."""
+        """``weighting``'s profiles of ``groups``; the classifier's regularisation is fixed at :data:`C` (or the
+        spec's ``c``), as cross-validating it in every fold would cost more than the scan
+        (tools/bench_selection.py --auto)."""
         idx = self.index
-        spec = dataclasses.replace(self.spec, weighting=weighting, c=self.spec.c or DEFAULT_C)
+        spec = dataclasses.replace(self.spec, weighting=weighting, c=self.spec.c or C)
         return build_profiles(groups, idx.neurons[spec.neuron_type], idx.num_layers, idx.top_k, spec, self.df,
                               idx.documents, self.negatives)
 
