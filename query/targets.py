@@ -46,7 +46,8 @@ class Targets:
 
 
 def read_targets(spec, text_field: str = "text", target_field: str = TARGET_FIELD, *,
-                 template: Template | str | None = None, split: str | None = None) -> Targets:
+                 template: Template | str | None = None, split: str | None = None,
+                 split_option: str = "--split") -> Targets:
     """Read target examples, each with the name of its task.
 
     Args:
@@ -60,6 +61,7 @@ def read_targets(spec, text_field: str = "text", target_field: str = TARGET_FIEL
         split: the split to read of targets that hold several (``test/``,
             ``validation-00000-of-00001.parquet`` ...); several without it are an error, as
             examples of two splits would be one task.
+        split_option: the command-line option that names ``split``, in errors.
 
     Returns:
         :class:`Targets`: texts and task names in file order.
@@ -71,7 +73,7 @@ def read_targets(spec, text_field: str = "text", target_field: str = TARGET_FIEL
     named = spec if isinstance(spec, (str, os.PathLike)) else ", ".join(map(str, spec))
     files = find_files(spec)
     try:
-        files = choose_split(files, split, what="targets")
+        files = choose_split(files, split, what="targets", option=split_option)
     except InputError as e:
         raise InputError(f"{named}: {e}") from None
     template = Template(template) if isinstance(template, str) else template

@@ -135,3 +135,20 @@ def test_control_text_is_read_by_the_targets_template(tiny_model, demo_index, tm
     out = run("ablate", targets, "-i", demo_index, "--seeds", 1, "--per-layer", 3, "--template", "{{question}}",
               "--control", control).output
     assert out.count("NAG neurons") == 2 and "7 given texts" in out
+
+
+def test_control_of_several_splits_is_read_by_its_own_split_option(tiny_model, demo_index, tmp_path):
+    # The targets hold one split and the control folder two: --split must not decide the control's.
+    records = [json.loads(line) for line in (demo_index.parent / "demo" / "targets.jsonl").read_text().splitlines()]
+    control = tmp_path / "control"
+    for split, rows in (("train", records[:5]), ("test", records[5:8])):
+        (control / split).mkdir(parents=True)
+        (control / split / "part.jsonl").write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in rows))
+    args = ("ablate", demo_index.parent / "demo" / "targets.jsonl", "-i", demo_index, "--seeds", 1, "--per-layer", 3,
+            "--control", control)
+    refused = run(*args, ok=False)
+    assert refused.exit_code != 0 and "several splits (test, train): choose one with --control-split NAME" in refused.output
+    assert "3 given texts" in run(*args, "--control-split", "test").output
+    assert "no such split" in run(*args, "--control-split", "dev", ok=False).output
+    alone = run("ablate", demo_index.parent / "demo" / "targets.jsonl", "-i", demo_index, "--control-split", "test", ok=False)
+    assert alone.exit_code == 2 and "give --control too" in alone.output

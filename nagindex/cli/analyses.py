@@ -61,11 +61,13 @@ def explain_command(targets, index, layers, top_k, neuron_type, power, weighting
 @click.option("--seeds", type=click.IntRange(min=0), default=3, show_default=True, help="Draws of random neurons to compare with.")
 @click.option("--control", "control", default=None, help="File of control texts (JSONL/Parquet/txt), read as the targets are, by --text-field or --template "
                    "[default: the pool documents least similar to each target].")
+@click.option("--control-split", default=None, metavar="NAME",
+              help="Read only this split of a --control that holds several, as --split does for the targets.")
 @click.option("--control-docs", type=click.IntRange(min=1), default=32, show_default=True, help="Pool documents used as control text.")
 @cloup.option_group("Targets", *options.TARGETS)
 @options.verbosity
-def ablate_command(targets, index, neuron_type, layers, per_layer, weighting, seeds, control, control_docs, text_field,
-                   template, target_field, split, device, model):
+def ablate_command(targets, index, neuron_type, layers, per_layer, weighting, seeds, control, control_split, control_docs,
+                   text_field, template, target_field, split, device, model):
     """Zero each target's NAG neurons and measure the loss.
 
     Per layer, the target's most frequent NAG neurons (with --weighting idf,
@@ -78,9 +80,12 @@ def ablate_command(targets, index, neuron_type, layers, per_layer, weighting, se
 
     from ..analyses.ablate import ablate, format_table
 
+    if control_split and not control:
+        raise click.UsageError("--control-split chooses a split of --control: give --control too")
     parsed = options.read_targets(targets, text_field, template, target_field, split)
     # Control text is read as the targets are: with their --text-field or --template.
-    control_texts = options.read_targets([control], text_field, template, target_field, None).texts if control else None
+    control_texts = (options.read_targets([control], text_field, template, target_field, control_split, "--control-split").texts
+                     if control else None)
     selector = Selector(index or default_index_path(), device=device, model=model)
     spec = options.score_spec(selector.index, layers, None, neuron_type, 1.0, weighting)
     results = ablate(selector, parsed, spec, per_layer=per_layer,

@@ -153,12 +153,14 @@ def text_source(text_field: str | None, template):
     return text_field or "text", template
 
 
-def read_targets(targets, text_field: str | None, template, target_field: str, split: str | None):
-    """The target examples of the files ``targets``, read as ``--text-field``/``--template`` and ``--split`` say."""
+def read_targets(targets, text_field: str | None, template, target_field: str, split: str | None,
+                 split_option: str = "--split"):
+    """The target examples of the files ``targets``, read as ``--text-field``/``--template`` and the option
+    ``split_option`` (``split``) say."""
     from query import read_targets as read
 
     field, template = text_source(text_field, template)
-    return read(list(targets), field, target_field, template=template, split=split)
+    return read(list(targets), field, target_field, template=template, split=split, split_option=split_option)
 
 
 TARGETS = (

@@ -16,13 +16,15 @@ _SHARD_OF_SPLIT = re.compile(r"^(\w+(?:\.\w+)*?)-\d{5}-of-\d{5}")
 _SPLIT_WORD = re.compile(r"^(train|training|validation|valid|val|dev|test|testing|eval|evaluation)(?:$|[-._ 0-9])")
 
 
-def choose_split(files: Sequence[Location], split: str | None, what: str = "corpus") -> list[Location]:
+def choose_split(files: Sequence[Location], split: str | None, what: str = "corpus",
+                 option: str = "--split") -> list[Location]:
     """The files of one split, in their order.
 
     Args:
         files: the corpus files, as :func:`~nagindex.corpus.find_files` lists them.
         split: the split to keep; None keeps all files, and is an error where they hold several splits.
         what: what the files are, in errors: ``"corpus"`` (whose other splits can be appended) or ``"targets"``.
+        option: the command-line option that names ``split``, in errors.
     """
     of = _splits(files)
     found = sorted({s for s in of.values() if s is not None})
@@ -30,11 +32,11 @@ def choose_split(files: Sequence[Location], split: str | None, what: str = "corp
         if len(found) > 1:
             also = " (and --append the others, if the index should hold them all)" if what == "corpus" else ""
             raise InputError(f"the {what} hold{'s' if what == 'corpus' else ''} several splits ({', '.join(found)}): "
-                             f"choose one with --split NAME{also}")
+                             f"choose one with {option} NAME{also}")
         return list(files)
     chosen = [f for f in files if of[f] == split]
     if not chosen:
-        raise InputError(f"--split {split}: no such split in the {what} (splits found: {', '.join(found) or 'none'})")
+        raise InputError(f"{option} {split}: no such split in the {what} (splits found: {', '.join(found) or 'none'})")
     return chosen
 
 
